@@ -1,0 +1,88 @@
+// Package routes is Waymark's one route table. The CDK stack, the local
+// gateway and the tests all read it, so a route is never defined twice.
+package routes
+
+import "github.com/waymarkhq/waymark/internal/schema"
+
+// Access is what a function may do with a table.
+type Access int
+
+// Access levels, from least to most.
+const (
+	Read Access = iota + 1
+	ReadWrite
+)
+
+// Function is one Lambda function.
+type Function struct {
+	// Name is the directory under functions/ and the handler's name.
+	Name string
+	// LogicalID is the stable CloudFormation logical id of the function, so
+	// that `sam local invoke <LogicalID>` commands stay valid.
+	LogicalID string
+	// Tables maps a logical table name to what the function does with it.
+	Tables map[string]Access
+	// UsesKMS says the function seals or opens values with KMS data keys.
+	UsesKMS bool
+}
+
+// Route maps an HTTP method and path to a function.
+type Route struct {
+	Method   string
+	Path     string
+	Function string
+}
+
+// RouteKey is the API Gateway route key, for example "POST /v1/identify".
+func (r Route) RouteKey() string { return r.Method + " " + r.Path }
+
+// The public (snippet) functions. Every one of them reads the workspace and
+// writes or reads user data.
+var (
+	Identify = Function{Name: "identify", LogicalID: "IdentifyFunction", UsesKMS: true, Tables: map[string]Access{
+		schema.WorkspacesTable: Read, schema.UsersTable: ReadWrite, schema.ContentStateTable: Read,
+	}}
+	Events = Function{Name: "events", LogicalID: "EventsFunction", UsesKMS: true, Tables: map[string]Access{
+		schema.WorkspacesTable: Read, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite,
+	}}
+	State = Function{Name: "state", LogicalID: "StateFunction", UsesKMS: true, Tables: map[string]Access{
+		schema.WorkspacesTable: Read, schema.ContentStateTable: Read,
+	}}
+	Feedback = Function{Name: "feedback", LogicalID: "FeedbackFunction", UsesKMS: true, Tables: map[string]Access{
+		schema.WorkspacesTable: Read, schema.UsersTable: ReadWrite, schema.FeedbackTable: ReadWrite,
+	}}
+)
+
+// Functions lists every function, in a stable order.
+func Functions() []Function { return []Function{Identify, Events, State, Feedback} }
+
+// Table lists every route.
+func Table() []Route {
+	return []Route{
+		{Method: "POST", Path: "/v1/identify", Function: Identify.Name},
+		{Method: "POST", Path: "/v1/events", Function: Events.Name},
+		{Method: "POST", Path: "/v1/state", Function: State.Name},
+		{Method: "POST", Path: "/v1/feedback", Function: Feedback.Name},
+	}
+}
+
+// CORSConfig is the cross-origin configuration the deployed API (API Gateway's
+// CORS settings) and the local gateway both apply. Origins are checked per
+// workspace by the functions (403 origin_not_allowed), so the gateway allows
+// any origin and leaves the decision to them.
+type CORSConfig struct {
+	AllowOrigins  []string
+	AllowMethods  []string
+	AllowHeaders  []string
+	ExposeHeaders []string
+	MaxAgeSeconds int
+}
+
+// CORS is Waymark's one CORS configuration.
+var CORS = CORSConfig{
+	AllowOrigins:  []string{"*"},
+	AllowMethods:  []string{"GET", "POST", "OPTIONS"},
+	AllowHeaders:  []string{"content-type", "authorization"},
+	ExposeHeaders: []string{"x-request-id", "retry-after"},
+	MaxAgeSeconds: 86400,
+}

@@ -1,0 +1,181 @@
+// Package schema defines Waymark's DynamoDB tables once. The CDK stack, the
+// local engines started by `waymark dev` and the tests all create their tables
+// from these definitions, so a table never has to be edited in two places.
+package schema
+
+// AttributeType is a DynamoDB key attribute type.
+type AttributeType string
+
+// Key attribute types used by Waymark.
+const (
+	String AttributeType = "S"
+	Number AttributeType = "N"
+	Binary AttributeType = "B"
+)
+
+// Protection says how an attribute is kept at rest.
+type Protection string
+
+// The ways an attribute may be stored.
+const (
+	// Clear is stored as is: identifiers, timestamps, counters and flags that
+	// are not personal data.
+	Clear Protection = "clear"
+	// KeyedHash is an HMAC-SHA256 of the username under a per-workspace secret.
+	KeyedHash Protection = "keyed-hash"
+	// Sealed is AES-256-GCM under a KMS data key, bound to table, item and attribute.
+	Sealed Protection = "sealed"
+	// Hashed is a one-way SHA-256 of a high-entropy secret (API keys).
+	Hashed Protection = "hashed"
+)
+
+// KeyAttribute is a partition or sort key attribute.
+type KeyAttribute struct {
+	Name string
+	Type AttributeType
+}
+
+// Index is a global secondary index. Its projection is always ALL.
+type Index struct {
+	Name         string
+	PartitionKey KeyAttribute
+	SortKey      *KeyAttribute
+}
+
+// Attribute documents one attribute an item of the table may carry.
+type Attribute struct {
+	Name       string
+	Holds      string
+	Personal   bool
+	Protection Protection
+}
+
+// Table is one DynamoDB table.
+type Table struct {
+	// Name is the logical name; deployed tables get it as their CDK id and
+	// local tables get it (with a prefix) as their table name.
+	Name string
+	// EnvVar is the environment variable that carries the physical table name
+	// to a function.
+	EnvVar        string
+	PartitionKey  KeyAttribute
+	SortKey       *KeyAttribute
+	GlobalIndexes []Index
+	// TTLAttribute is the attribute DynamoDB's time to live reads.
+	TTLAttribute string
+	Attributes   []Attribute
+}
+
+// TTLAttribute is the time-to-live attribute of every table (unix seconds).
+const TTLAttribute = "expiresAt"
+
+// Logical table names.
+const (
+	WorkspacesTable   = "Workspaces"
+	UsersTable        = "Users"
+	ContentStateTable = "ContentState"
+	FeedbackTable     = "Feedback"
+)
+
+// FeedbackByWorkspaceIndex lists a workspace's feedback by month and time.
+const FeedbackByWorkspaceIndex = "ByWorkspaceMonth"
+
+// Workspaces holds one item per workspace.
+var Workspaces = Table{
+	Name:         WorkspacesTable,
+	EnvVar:       "WORKSPACES_TABLE",
+	PartitionKey: KeyAttribute{Name: "code", Type: String},
+	TTLAttribute: TTLAttribute,
+	Attributes: []Attribute{
+		{Name: "code", Holds: "public workspace code", Protection: Clear},
+		{Name: "name", Holds: "workspace display name chosen by the operator", Protection: Clear},
+		{Name: "createdAt", Holds: "creation time (RFC 3339)", Protection: Clear},
+		{Name: "identityVerification", Holds: "whether calls must carry an HMAC", Protection: Clear},
+		{Name: "origins", Holds: "allowed browser origins", Protection: Clear},
+		{Name: "retentionDays", Holds: "days of inactivity after which user data expires (0 = kept)", Protection: Clear},
+		{Name: "disabled", Holds: "whether the workspace refuses all calls", Protection: Clear},
+		{Name: "hmacSecret", Holds: "secret for identity verification", Protection: Sealed},
+		{Name: "userKeySecret", Holds: "secret for the keyed hash of usernames", Protection: Sealed},
+		{Name: "keys", Holds: "server API keys: id, SHA-256 of the key, created and revoked times", Protection: Hashed},
+		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
+		{Name: "v", Holds: "item version for optimistic concurrency", Protection: Clear},
+		{Name: TTLAttribute, Holds: "unused on workspaces (schema-wide TTL attribute)", Protection: Clear},
+	},
+}
+
+// Users holds one item per user of a workspace: the user information object.
+var Users = Table{
+	Name:         UsersTable,
+	EnvVar:       "USERS_TABLE",
+	PartitionKey: KeyAttribute{Name: "pk", Type: String},
+	TTLAttribute: TTLAttribute,
+	Attributes: []Attribute{
+		{Name: "pk", Holds: "workspace code and keyed hash of the username", Personal: true, Protection: KeyedHash},
+		{Name: "username", Holds: "the username", Personal: true, Protection: Sealed},
+		{Name: "email", Holds: "e-mail address", Personal: true, Protection: Sealed},
+		{Name: "firstname", Holds: "first name", Personal: true, Protection: Sealed},
+		{Name: "lastname", Holds: "last name", Personal: true, Protection: Sealed},
+		{Name: "role", Holds: "role in the customer's app", Personal: true, Protection: Sealed},
+		{Name: "signUpAt", Holds: "sign-up time in the customer's app", Personal: true, Protection: Sealed},
+		{Name: "props", Holds: "free-form properties (JSON object)", Personal: true, Protection: Sealed},
+		{Name: "firstSeenAt", Holds: "first call seen for this user", Protection: Clear},
+		{Name: "lastSeenAt", Holds: "latest call seen for this user", Protection: Clear},
+		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
+		{Name: "v", Holds: "item version for optimistic concurrency", Protection: Clear},
+		{Name: "req", Holds: "random id of the request that wrote the item last (retry detection)", Protection: Clear},
+		{Name: TTLAttribute, Holds: "expiry under the workspace's retention", Protection: Clear},
+	},
+}
+
+// ContentState holds, in one partition per user, one item per content item the
+// user touched; each item also carries the fingerprints of the events applied
+// to it, which make events idempotent.
+var ContentState = Table{
+	Name:         ContentStateTable,
+	EnvVar:       "CONTENT_STATE_TABLE",
+	PartitionKey: KeyAttribute{Name: "pk", Type: String},
+	SortKey:      &KeyAttribute{Name: "sk", Type: String},
+	TTLAttribute: TTLAttribute,
+	Attributes: []Attribute{
+		{Name: "pk", Holds: "workspace code and keyed hash of the username", Personal: true, Protection: KeyedHash},
+		{Name: "sk", Holds: "content kind and content id", Protection: Clear},
+		{Name: "st", Holds: "state of the content item (status, step, counters, items, times)", Protection: Clear},
+		{Name: "seen", Holds: "fingerprints (truncated SHA-256) and times of applied event ids", Protection: Clear},
+		{Name: "answer", Holds: "latest survey answer (JSON)", Personal: true, Protection: Sealed},
+		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
+		{Name: "v", Holds: "item version for optimistic concurrency", Protection: Clear},
+		{Name: "req", Holds: "random id of the request that wrote the item last (retry detection)", Protection: Clear},
+		{Name: TTLAttribute, Holds: "expiry under the workspace's retention", Protection: Clear},
+	},
+}
+
+// Feedback holds feedback items in the sending user's partition (for export
+// and erasure) and indexes them by workspace and month (for listing).
+var Feedback = Table{
+	Name:         FeedbackTable,
+	EnvVar:       "FEEDBACK_TABLE",
+	PartitionKey: KeyAttribute{Name: "pk", Type: String},
+	SortKey:      &KeyAttribute{Name: "sk", Type: String},
+	GlobalIndexes: []Index{{
+		Name:         FeedbackByWorkspaceIndex,
+		PartitionKey: KeyAttribute{Name: "wsMonth", Type: String},
+		SortKey:      &KeyAttribute{Name: "sk", Type: String},
+	}},
+	TTLAttribute: TTLAttribute,
+	Attributes: []Attribute{
+		{Name: "pk", Holds: "workspace code and keyed hash of the username", Personal: true, Protection: KeyedHash},
+		{Name: "sk", Holds: "creation time and feedback id", Protection: Clear},
+		{Name: "wsMonth", Holds: "workspace code and creation month (index partition)", Protection: Clear},
+		{Name: "id", Holds: "feedback id", Protection: Clear},
+		{Name: "createdAt", Holds: "creation time", Protection: Clear},
+		{Name: "rating", Holds: "rating given in the widget", Protection: Clear},
+		{Name: "category", Holds: "category chosen in the widget", Protection: Clear},
+		{Name: "text", Holds: "feedback text", Personal: true, Protection: Sealed},
+		{Name: "environment", Holds: "page URL, user agent, language, platform, viewport (JSON)", Personal: true, Protection: Sealed},
+		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
+		{Name: TTLAttribute, Holds: "expiry under the workspace's retention", Protection: Clear},
+	},
+}
+
+// All lists every table Waymark uses.
+func All() []Table { return []Table{Workspaces, Users, ContentState, Feedback} }
