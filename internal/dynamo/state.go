@@ -1,0 +1,259 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/waymarkhq/waymark/internal/schema"
+	"github.com/waymarkhq/waymark/internal/waymark"
+)
+
+// stateAttr is the clear `st` attribute of a content-state item: content ids
+// and times only, so a state read needs no decryption.
+type stateAttr struct {
+	Status          string   `dynamodbav:"status,omitempty"`
+	StatusAt        int64    `dynamodbav:"statusAt,omitempty"`
+	StatusID        string   `dynamodbav:"statusId,omitempty"`
+	Step            string   `dynamodbav:"step,omitempty"`
+	StepAt          int64    `dynamodbav:"stepAt,omitempty"`
+	StepID          string   `dynamodbav:"stepId,omitempty"`
+	Displayed       int      `dynamodbav:"displayed,omitempty"`
+	LastDisplayedAt string   `dynamodbav:"lastDisplayedAt,omitempty"`
+	Dismissed       bool     `dynamodbav:"dismissed,omitempty"`
+	Read            bool     `dynamodbav:"read,omitempty"`
+	ReadAt          string   `dynamodbav:"readAt,omitempty"`
+	Items           []string `dynamodbav:"items,omitempty,stringset"`
+	AnswerAt        int64    `dynamodbav:"answerAt,omitempty"`
+	AnswerID        string   `dynamodbav:"answerId,omitempty"`
+	UpdatedAt       string   `dynamodbav:"updatedAt"`
+}
+
+// seenEntrySize is the size of one remembered event in the `seen` attribute:
+// an 8-byte fingerprint and a 4-byte unix time (seconds, good until 2106).
+const seenEntrySize = 12
+
+func sortKey(k waymark.ContentKey) string { return string(k.Kind) + "#" + k.ID }
+
+func parseSortKey(sk string) (waymark.ContentKey, bool) {
+	kind, id, ok := strings.Cut(sk, "#")
+	return waymark.ContentKey{Kind: waymark.Kind(kind), ID: id}, ok
+}
+
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func encodeSeen(seen []waymark.Seen) []byte {
+	b := make([]byte, len(seen)*seenEntrySize)
+	for i, s := range seen {
+		binary.BigEndian.PutUint64(b[i*seenEntrySize:], uint64(s.Fingerprint))
+		binary.BigEndian.PutUint32(b[i*seenEntrySize+8:], uint32(s.AppliedAt))
+	}
+	return b
+}
+
+func decodeSeen(b []byte) []waymark.Seen {
+	seen := make([]waymark.Seen, 0, len(b)/seenEntrySize)
+	for i := 0; i+seenEntrySize <= len(b); i += seenEntrySize {
+		seen = append(seen, waymark.Seen{
+			Fingerprint: waymark.Fingerprint(binary.BigEndian.Uint64(b[i:])),
+			AppliedAt:   int64(binary.BigEndian.Uint32(b[i+8:])),
+		})
+	}
+	return seen
+}
+
+// contentFromItem decodes a content-state item; the sealed survey answer is
+// left sealed (state reads never need it).
+func contentFromItem(item map[string]types.AttributeValue) (*waymark.ContentItem, error) {
+	key, ok := parseSortKey(getString(item, attrSK))
+	if !ok {
+		return nil, fmt.Errorf("dynamo: content-state item with sort key %q", getString(item, attrSK))
+	}
+	var st stateAttr
+	if err := attributevalue.Unmarshal(item["st"], &st); err != nil {
+		return nil, fmt.Errorf("dynamo: content state: %w", err)
+	}
+	c := &waymark.ContentItem{
+		Key:        key,
+		Status:     st.Status,
+		StatusMark: waymark.Mark{At: fromUnixNanos(st.StatusAt), ID: st.StatusID},
+		Step:       st.Step,
+		StepMark:   waymark.Mark{At: fromUnixNanos(st.StepAt), ID: st.StepID},
+		Displayed:  st.Displayed,
+		Dismissed:  st.Dismissed,
+		Read:       st.Read,
+		AnswerMark: waymark.Mark{At: fromUnixNanos(st.AnswerAt), ID: st.AnswerID},
+		Version:    getInt(item, attrVersion),
+	}
+	c.LastDisplayedAt, _ = time.Parse(time.RFC3339Nano, st.LastDisplayedAt)
+	c.ReadAt, _ = time.Parse(time.RFC3339Nano, st.ReadAt)
+	c.UpdatedAt, _ = time.Parse(time.RFC3339Nano, st.UpdatedAt)
+	if len(st.Items) > 0 {
+		c.Items = make(map[string]bool, len(st.Items))
+		for _, it := range st.Items {
+			c.Items[it] = true
+		}
+	}
+	if seen, ok := item["seen"].(*types.AttributeValueMemberB); ok {
+		c.Seen = decodeSeen(seen.Value)
+	}
+	return c, nil
+}
+
+// LoadState reads every content item of a user with one Query. Consistent
+// reads are for writers, which must see the latest version; readers of state
+// use eventually consistent reads at half the cost.
+func (s *Store) LoadState(ctx context.Context, userKey string, consistent bool) ([]*waymark.ContentItem, error) {
+	var items []*waymark.ContentItem
+	in := &dynamodb.QueryInput{
+		TableName:                 s.table(schema.ContentStateTable),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(userKey)},
+		ConsistentRead:            aws.Bool(consistent),
+	}
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return nil, mapError("query state", err)
+		}
+		for _, it := range out.Items {
+			c, err := contentFromItem(it)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, c)
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return items, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// GetContent reads one content item consistently; a missing one is
+// waymark.ErrNotFound. It also returns the id of the request that wrote it.
+func (s *Store) GetContent(ctx context.Context, userKey string, key waymark.ContentKey) (*waymark.ContentItem, string, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      s.table(schema.ContentStateTable),
+		Key:            map[string]types.AttributeValue{attrPK: str(userKey), attrSK: str(sortKey(key))},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, "", mapError("get content state", err)
+	}
+	if out.Item == nil {
+		return nil, "", waymark.ErrNotFound
+	}
+	c, err := contentFromItem(out.Item)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, getString(out.Item, attrRequest), nil
+}
+
+// ContentWrite is a content item ready to be written: its survey answer, if
+// any, already sealed, so that sealing (which may need KMS) happens before
+// any write of a request.
+type ContentWrite struct {
+	Item    *waymark.ContentItem
+	answer  types.AttributeValue
+	wrapped []byte
+}
+
+// PrepareContent seals what needs sealing in a content item for a write.
+// Only items that received a new survey answer need a data key.
+func (s *Store) PrepareContent(ctx context.Context, ws *waymark.Workspace, userKey string, c *waymark.ContentItem, newAnswer bool) (*ContentWrite, error) {
+	w := &ContentWrite{Item: c}
+	if !newAnswer {
+		return w, nil
+	}
+	sealer, err := s.sealerFor(ctx, ws.Code, schema.ContentStateTable, userKey, sortKey(c.Key))
+	if err != nil {
+		return nil, err
+	}
+	answer, err := json.Marshal(c.Answer)
+	if err != nil {
+		return nil, fmt.Errorf("dynamo: survey answer: %w", err)
+	}
+	w.answer = sealer.seal("answer", answer)
+	w.wrapped = sealer.key.Wrapped
+	return w, nil
+}
+
+// PutContent writes a prepared content item over the version it was read at
+// (0 for a new item). An item whose answer did not change keeps its sealed
+// answer and data key: they are copied by an update, not rewritten.
+func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey string, w *ContentWrite, requestID string, now time.Time) error {
+	c := w.Item
+	st := stateAttr{
+		Status: c.Status, StatusAt: unixNanos(c.StatusMark.At), StatusID: c.StatusMark.ID,
+		Step: c.Step, StepAt: unixNanos(c.StepMark.At), StepID: c.StepMark.ID,
+		Displayed: c.Displayed, LastDisplayedAt: waymark.FormatTime(c.LastDisplayedAt),
+		Dismissed: c.Dismissed, Read: c.Read, ReadAt: waymark.FormatTime(c.ReadAt),
+		AnswerAt: unixNanos(c.AnswerMark.At), AnswerID: c.AnswerMark.ID,
+		UpdatedAt: waymark.FormatTime(c.UpdatedAt),
+	}
+	for it := range c.Items {
+		st.Items = append(st.Items, it)
+	}
+	sort.Strings(st.Items)
+	stAV, err := attributevalue.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("dynamo: content state: %w", err)
+	}
+	// An update rather than a put, so the sealed answer and its data key
+	// survive writes that do not touch them.
+	update := "SET st = :st, seen = :seen, v = :next, req = :req"
+	values := map[string]types.AttributeValue{
+		":st":   stAV,
+		":seen": &types.AttributeValueMemberB{Value: encodeSeen(c.Seen)},
+		":next": number(c.Version + 1),
+		":req":  str(requestID),
+	}
+	if w.answer != nil {
+		update += ", answer = :answer, dk = :dk"
+		values[":answer"] = w.answer
+		values[":dk"] = &types.AttributeValueMemberB{Value: w.wrapped}
+	}
+	if exp := ws.ExpiresAt(now); exp > 0 {
+		update += ", expiresAt = :exp"
+		values[":exp"] = number(exp)
+	}
+	cond, condValues := versionCondition(c.Version)
+	for k, v := range condValues {
+		values[k] = v
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table(schema.ContentStateTable),
+		Key:                       map[string]types.AttributeValue{attrPK: str(userKey), attrSK: str(sortKey(c.Key))},
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeValues: values,
+	})
+	if err != nil {
+		return mapError("put content state", err)
+	}
+	c.Version++
+	return nil
+}

@@ -1,0 +1,190 @@
+// Package dynamo is Waymark's DynamoDB store. It turns domain values into
+// items and back, sealing personal data with the envelope on the way in and
+// opening it on the way out, and maps DynamoDB failures to domain errors.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/waymarkhq/waymark/internal/envelope"
+	"github.com/waymarkhq/waymark/internal/schema"
+	"github.com/waymarkhq/waymark/internal/waymark"
+)
+
+// DynamoDB is the part of the DynamoDB client the store uses.
+type DynamoDB interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+var _ DynamoDB = (*dynamodb.Client)(nil)
+
+// Sealer is the part of the envelope the store uses.
+type Sealer interface {
+	SealingKey(ctx context.Context, workspace string) (*envelope.Key, error)
+	OpeningKey(ctx context.Context, workspace string, wrapped []byte) (*envelope.Key, error)
+}
+
+var _ Sealer = (*envelope.Envelope)(nil)
+
+// Store reads and writes Waymark's tables.
+type Store struct {
+	db     DynamoDB
+	sealer Sealer
+	// tables maps logical table names to physical ones.
+	tables map[string]string
+}
+
+// New builds a Store.
+func New(db DynamoDB, sealer Sealer, tables map[string]string) *Store {
+	return &Store{db: db, sealer: sealer, tables: tables}
+}
+
+func (s *Store) table(logical string) *string { return aws.String(s.tables[logical]) }
+
+// Attribute names shared by several tables.
+const (
+	attrPK        = "pk"
+	attrSK        = "sk"
+	attrDataKey   = "dk"
+	attrVersion   = "v"
+	attrRequest   = "req"
+	attrExpiresAt = schema.TTLAttribute
+)
+
+// sealer binds values of one item to their place while they are sealed or
+// opened with one data key.
+type itemSealer struct {
+	key    *envelope.Key
+	table  string
+	pk, sk string
+}
+
+func (i itemSealer) seal(attr string, plaintext []byte) types.AttributeValue {
+	return &types.AttributeValueMemberB{Value: i.key.Seal(envelope.AAD(i.table, i.pk, i.sk, attr), plaintext)}
+}
+
+func (i itemSealer) open(item map[string]types.AttributeValue, attr string) ([]byte, bool, error) {
+	v, ok := item[attr].(*types.AttributeValueMemberB)
+	if !ok {
+		return nil, false, nil
+	}
+	plain, err := i.key.Open(envelope.AAD(i.table, i.pk, i.sk, attr), v.Value)
+	if err != nil {
+		return nil, false, fmt.Errorf("dynamo: open %s.%s: %w", i.table, attr, err)
+	}
+	return plain, true, nil
+}
+
+func (s *Store) sealerFor(ctx context.Context, workspace, table, pk, sk string) (itemSealer, error) {
+	key, err := s.sealer.SealingKey(ctx, workspace)
+	if err != nil {
+		return itemSealer{}, mapSealError(err)
+	}
+	return itemSealer{key: key, table: table, pk: pk, sk: sk}, nil
+}
+
+func (s *Store) openerFor(ctx context.Context, workspace, table, pk, sk string, item map[string]types.AttributeValue) (itemSealer, error) {
+	dk, ok := item[attrDataKey].(*types.AttributeValueMemberB)
+	if !ok {
+		return itemSealer{}, fmt.Errorf("dynamo: %s item has no data key", table)
+	}
+	key, err := s.sealer.OpeningKey(ctx, workspace, dk.Value)
+	if err != nil {
+		return itemSealer{}, mapSealError(err)
+	}
+	return itemSealer{key: key, table: table, pk: pk, sk: sk}, nil
+}
+
+func mapSealError(err error) error {
+	if errors.Is(err, envelope.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", waymark.ErrUnavailable("key service unreachable"), err)
+	}
+	return err
+}
+
+// mapError turns a DynamoDB failure into a domain error: a failed condition
+// is a conflict, throttling is throttled, an unreachable service is
+// unavailable; anything else stays internal (logged, never shown).
+func mapError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return waymark.ErrConflict
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "ProvisionedThroughputExceededException", "RequestLimitExceeded", "ThrottlingException":
+			return fmt.Errorf("%w: dynamo: %s: %w", waymark.ErrThrottled(), op, err)
+		case "InternalServerError", "ServiceUnavailable":
+			return fmt.Errorf("%w: dynamo: %s: %w", waymark.ErrUnavailable("database unavailable"), op, err)
+		}
+		return fmt.Errorf("dynamo: %s: %w", op, err)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: dynamo: %s: %w", waymark.ErrUnavailable("database unreachable"), op, err)
+	}
+	return fmt.Errorf("dynamo: %s: %w", op, err)
+}
+
+// versionCondition makes a write succeed only over the version it read, or
+// only when the item does not exist yet (version 0).
+func versionCondition(version int64) (string, map[string]types.AttributeValue) {
+	if version == 0 {
+		return "attribute_not_exists(pk)", nil
+	}
+	return "v = :expected", map[string]types.AttributeValue{":expected": number(version)}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func number[T int | int64](n T) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(int64(n), 10)}
+}
+
+func getString(item map[string]types.AttributeValue, attr string) string {
+	if v, ok := item[attr].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func getInt(item map[string]types.AttributeValue, attr string) int64 {
+	if v, ok := item[attr].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func getBool(item map[string]types.AttributeValue, attr string) bool {
+	v, ok := item[attr].(*types.AttributeValueMemberBOOL)
+	return ok && v.Value
+}
+
+func getTime(item map[string]types.AttributeValue, attr string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, getString(item, attr))
+	return t
+}
+
+func putExpiry(item map[string]types.AttributeValue, expiresAt int64) {
+	if expiresAt > 0 {
+		item[attrExpiresAt] = number(expiresAt)
+	}
+}

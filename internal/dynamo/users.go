@@ -1,0 +1,195 @@
+package dynamo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/waymarkhq/waymark/internal/schema"
+	"github.com/waymarkhq/waymark/internal/waymark"
+)
+
+// profileFields are the sealed standard fields of a user item.
+var profileFields = []string{"email", "firstname", "lastname", "role", "signUpAt"}
+
+func profileField(p *waymark.Profile, name string) **string {
+	switch name {
+	case "email":
+		return &p.Email
+	case "firstname":
+		return &p.Firstname
+	case "lastname":
+		return &p.Lastname
+	case "role":
+		return &p.Role
+	default:
+		return &p.SignUpAt
+	}
+}
+
+// GetUser reads a user and opens the sealed fields; a user never seen is
+// waymark.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, ws *waymark.Workspace, userKey string) (*waymark.User, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      s.table(schema.UsersTable),
+		Key:            map[string]types.AttributeValue{attrPK: str(userKey)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, mapError("get user", err)
+	}
+	if out.Item == nil {
+		return nil, waymark.ErrNotFound
+	}
+	return s.userFromItem(ctx, ws, out.Item)
+}
+
+func (s *Store) userFromItem(ctx context.Context, ws *waymark.Workspace, item map[string]types.AttributeValue) (*waymark.User, error) {
+	pk := getString(item, attrPK)
+	opener, err := s.openerFor(ctx, ws.Code, schema.UsersTable, pk, "", item)
+	if err != nil {
+		return nil, err
+	}
+	u := &waymark.User{
+		Key:         pk,
+		FirstSeenAt: getTime(item, "firstSeenAt"),
+		LastSeenAt:  getTime(item, "lastSeenAt"),
+		Version:     getInt(item, attrVersion),
+	}
+	name, _, err := opener.open(item, "username")
+	if err != nil {
+		return nil, err
+	}
+	u.Username = string(name)
+	for _, f := range profileFields {
+		v, ok, err := opener.open(item, f)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			value := string(v)
+			*profileField(&u.Profile, f) = &value
+		}
+	}
+	props, ok, err := opener.open(item, "props")
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		dec := json.NewDecoder(bytes.NewReader(props))
+		dec.UseNumber()
+		if err := dec.Decode(&u.Profile.Props); err != nil {
+			return nil, fmt.Errorf("dynamo: user props: %w", err)
+		}
+	}
+	return u, nil
+}
+
+// PutUser writes the whole user item over the version it was read at (0 for
+// a new user), sealing every personal field under a fresh data key use.
+// requestID marks the write so a retried call can tell its own earlier
+// success from another writer's.
+func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) error {
+	sealer, err := s.sealerFor(ctx, ws.Code, schema.UsersTable, u.Key, "")
+	if err != nil {
+		return err
+	}
+	item := map[string]types.AttributeValue{
+		attrPK:        str(u.Key),
+		"username":    sealer.seal("username", []byte(u.Username)),
+		"firstSeenAt": str(waymark.FormatTime(u.FirstSeenAt)),
+		"lastSeenAt":  str(waymark.FormatTime(u.LastSeenAt)),
+		attrDataKey:   &types.AttributeValueMemberB{Value: sealer.key.Wrapped},
+		attrVersion:   number(u.Version + 1),
+		attrRequest:   str(requestID),
+	}
+	for _, f := range profileFields {
+		if v := *profileField(&u.Profile, f); v != nil {
+			item[f] = sealer.seal(f, []byte(*v))
+		}
+	}
+	if len(u.Profile.Props) > 0 {
+		props, err := json.Marshal(u.Profile.Props)
+		if err != nil {
+			return fmt.Errorf("dynamo: user props: %w", err)
+		}
+		item["props"] = sealer.seal("props", props)
+	}
+	putExpiry(item, ws.ExpiresAt(now))
+	cond, values := versionCondition(u.Version)
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 s.table(schema.UsersTable),
+		Item:                      item,
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeValues: values,
+	})
+	if err != nil {
+		return mapError("put user", err)
+	}
+	u.Version++
+	return nil
+}
+
+// UserWrittenBy reports whether the user item's last write was the given
+// request's (so a conflict after an SDK retry was our own success).
+func (s *Store) UserWrittenBy(ctx context.Context, userKey, requestID string) (bool, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:            s.table(schema.UsersTable),
+		Key:                  map[string]types.AttributeValue{attrPK: str(userKey)},
+		ConsistentRead:       aws.Bool(true),
+		ProjectionExpression: aws.String(attrRequest),
+	})
+	if err != nil {
+		return false, mapError("get user", err)
+	}
+	return getString(out.Item, attrRequest) == requestID, nil
+}
+
+// SealedUsername is a username sealed for a user item, made before any write
+// so that an unreachable KMS fails a request before it stores anything.
+type SealedUsername struct {
+	userKey  string
+	wrapped  []byte
+	username types.AttributeValue
+}
+
+// SealUsername seals a username for TouchUser.
+func (s *Store) SealUsername(ctx context.Context, ws *waymark.Workspace, userKey, username string) (*SealedUsername, error) {
+	sealer, err := s.sealerFor(ctx, ws.Code, schema.UsersTable, userKey, "")
+	if err != nil {
+		return nil, err
+	}
+	return &SealedUsername{userKey: userKey, wrapped: sealer.key.Wrapped, username: sealer.seal("username", []byte(username))}, nil
+}
+
+// TouchUser records that a user was seen now, creating the user item (first
+// seen now, username sealed) when it does not exist. It reads nothing and
+// needs no condition: every attribute it sets only once is set with
+// if_not_exists, and a repeat of it is harmless.
+func (s *Store) TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *SealedUsername, now time.Time) error {
+	update := "SET lastSeenAt = :now, firstSeenAt = if_not_exists(firstSeenAt, :now), " +
+		"username = if_not_exists(username, :username), dk = if_not_exists(dk, :dk), v = if_not_exists(v, :one)"
+	values := map[string]types.AttributeValue{
+		":now":      str(waymark.FormatTime(now)),
+		":username": sealed.username,
+		":dk":       &types.AttributeValueMemberB{Value: sealed.wrapped},
+		":one":      number(1),
+	}
+	if exp := ws.ExpiresAt(now); exp > 0 {
+		update += ", expiresAt = :exp"
+		values[":exp"] = number(exp)
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table(schema.UsersTable),
+		Key:                       map[string]types.AttributeValue{attrPK: str(sealed.userKey)},
+		UpdateExpression:          aws.String(update),
+		ExpressionAttributeValues: values,
+	})
+	return mapError("touch user", err)
+}

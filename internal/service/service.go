@@ -1,0 +1,251 @@
+// Package service is Waymark's application layer: it authorizes a call
+// against its workspace, applies the domain rules and drives the store with
+// bounded optimistic-concurrency retries. It is transport-agnostic; the API
+// Gateway adapter calls it.
+package service
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/waymarkhq/waymark/internal/dynamo"
+	"github.com/waymarkhq/waymark/internal/waymark"
+)
+
+// Store is what the service needs from storage.
+type Store interface {
+	GetWorkspace(ctx context.Context, code string) (*waymark.Workspace, error)
+	GetUser(ctx context.Context, ws *waymark.Workspace, userKey string) (*waymark.User, error)
+	PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) error
+	UserWrittenBy(ctx context.Context, userKey, requestID string) (bool, error)
+	SealUsername(ctx context.Context, ws *waymark.Workspace, userKey, username string) (*dynamo.SealedUsername, error)
+	TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *dynamo.SealedUsername, now time.Time) error
+	LoadState(ctx context.Context, userKey string, consistent bool) ([]*waymark.ContentItem, error)
+	GetContent(ctx context.Context, userKey string, key waymark.ContentKey) (*waymark.ContentItem, string, error)
+	PrepareContent(ctx context.Context, ws *waymark.Workspace, userKey string, c *waymark.ContentItem, newAnswer bool) (*dynamo.ContentWrite, error)
+	PutContent(ctx context.Context, ws *waymark.Workspace, userKey string, w *dynamo.ContentWrite, requestID string, now time.Time) error
+	PrepareFeedback(ctx context.Context, ws *waymark.Workspace, fb *waymark.Feedback) (*dynamo.FeedbackWrite, error)
+	PutFeedback(ctx context.Context, w *dynamo.FeedbackWrite) error
+}
+
+var _ Store = (*dynamo.Store)(nil)
+
+// Options tune the service.
+type Options struct {
+	// WorkspaceTTL is how long a workspace is cached (default 30 s): a
+	// change to a workspace (origins, identity verification, disabling)
+	// reaches every warm function within this time.
+	WorkspaceTTL time.Duration
+	// MaxAttempts bounds the optimistic-concurrency retries of one write
+	// (default 8).
+	MaxAttempts int
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Service serves the public API.
+type Service struct {
+	store      Store
+	opts       Options
+	workspaces *workspaceCache
+}
+
+// New builds a Service.
+func New(store Store, opts Options) *Service {
+	if opts.WorkspaceTTL <= 0 {
+		opts.WorkspaceTTL = 30 * time.Second
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 8
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{store: store, opts: opts, workspaces: newWorkspaceCache(store, opts.WorkspaceTTL, opts.Now)}
+}
+
+// Call is what the transport knows about a call besides its body.
+type Call struct {
+	// Origin is the browser's Origin header ("" when absent).
+	Origin string
+	// RequestID identifies the call in logs and marks its writes.
+	RequestID string
+}
+
+// authorize finds the workspace and checks that the call may act for the
+// user: the workspace is enabled, the origin is allowed and, when the
+// workspace requires it, the identity is verified.
+func (s *Service) authorize(ctx context.Context, call Call, code, username string, proof *waymark.HMAC) (*waymark.Workspace, error) {
+	ws, err := s.workspaces.get(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	if ws.Disabled {
+		return nil, waymark.Errorf(waymark.EWorkspaceDisabled, "this workspace is disabled")
+	}
+	if err := ws.CheckOrigin(call.Origin); err != nil {
+		return nil, err
+	}
+	if err := ws.VerifyIdentity(username, proof, s.opts.Now()); err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
+// UserSeen is the part of the user an identify returns: no personal data.
+type UserSeen struct {
+	FirstSeenAt string `json:"firstSeenAt"`
+	LastSeenAt  string `json:"lastSeenAt"`
+}
+
+// IdentifyResult is the answer to identify.
+type IdentifyResult struct {
+	User  UserSeen      `json:"user"`
+	State waymark.State `json:"state"`
+}
+
+// Identify upserts the user information object and returns the user's state.
+// It makes two sequential round trips: the user and the state are read in
+// parallel, then the user is written over the version read.
+func (s *Service) Identify(ctx context.Context, call Call, req *waymark.IdentifyRequest) (*IdentifyResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	ws, err := s.authorize(ctx, call, req.Workspace, req.User.Username, req.HMAC)
+	if err != nil {
+		return nil, err
+	}
+	userKey := ws.UserKey(req.User.Username)
+	var (
+		user              *waymark.User
+		items             []*waymark.ContentItem
+		userErr, stateErr error
+		wg                sync.WaitGroup
+	)
+	wg.Go(func() { user, userErr = s.store.GetUser(ctx, ws, userKey) })
+	wg.Go(func() { items, stateErr = s.store.LoadState(ctx, userKey, false) })
+	wg.Wait()
+	if stateErr != nil {
+		return nil, stateErr
+	}
+	for attempt := 1; ; attempt++ {
+		if errors.Is(userErr, waymark.ErrNotFound) {
+			user, userErr = &waymark.User{Key: userKey}, nil
+		}
+		if userErr != nil {
+			return nil, userErr
+		}
+		now := s.opts.Now().UTC()
+		profile, err := user.Profile.Merge(req.User)
+		if err != nil {
+			return nil, err
+		}
+		user.Username, user.Profile, user.LastSeenAt = req.User.Username, profile, now
+		if user.FirstSeenAt.IsZero() {
+			user.FirstSeenAt = now
+		}
+		err = s.store.PutUser(ctx, ws, user, call.RequestID, now)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, waymark.ErrConflict) {
+			return nil, err
+		}
+		// A conflict is either another writer or our own earlier attempt,
+		// applied but unanswered, that the SDK retried.
+		if mine, err := s.store.UserWrittenBy(ctx, userKey, call.RequestID); err != nil {
+			return nil, err
+		} else if mine {
+			break
+		}
+		if attempt >= s.opts.MaxAttempts {
+			return nil, waymark.ErrUnavailable("too much contention on this user")
+		}
+		backoff(ctx, attempt)
+		user, userErr = s.store.GetUser(ctx, ws, userKey)
+	}
+	return &IdentifyResult{
+		User:  UserSeen{FirstSeenAt: waymark.FormatTime(user.FirstSeenAt), LastSeenAt: waymark.FormatTime(user.LastSeenAt)},
+		State: waymark.StateOf(items),
+	}, nil
+}
+
+// StateResult is the answer to state.
+type StateResult struct {
+	State waymark.State `json:"state"`
+}
+
+// State returns the user's state with one Query; a user never seen gets an
+// empty state and nothing is written.
+func (s *Service) State(ctx context.Context, call Call, req *waymark.StateRequest) (*StateResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	ws, err := s.authorize(ctx, call, req.Workspace, req.Username, req.HMAC)
+	if err != nil {
+		return nil, err
+	}
+	items, err := s.store.LoadState(ctx, ws.UserKey(req.Username), false)
+	if err != nil {
+		return nil, err
+	}
+	return &StateResult{State: waymark.StateOf(items)}, nil
+}
+
+// FeedbackResult is the answer to feedback.
+type FeedbackResult struct {
+	ID        string `json:"id"`
+	CreatedAt string `json:"createdAt"`
+}
+
+// SubmitFeedback stores a feedback message and records the user as seen.
+// Everything is sealed before anything is written, so an unreachable KMS
+// stores nothing.
+func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.FeedbackRequest) (*FeedbackResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	ws, err := s.authorize(ctx, call, req.Workspace, req.Username, req.HMAC)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opts.Now().UTC()
+	userKey := ws.UserKey(req.Username)
+	fb := &waymark.Feedback{
+		ID: waymark.NewID(), UserKey: userKey, Text: req.Text, Rating: req.Rating,
+		Category: req.Category, Environment: req.Environment, CreatedAt: now,
+	}
+	sealedName, err := s.store.SealUsername(ctx, ws, userKey, req.Username)
+	if err != nil {
+		return nil, err
+	}
+	write, err := s.store.PrepareFeedback(ctx, ws, fb)
+	if err != nil {
+		return nil, err
+	}
+	var putErr, touchErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { putErr = s.store.PutFeedback(ctx, write) })
+	wg.Go(func() { touchErr = s.store.TouchUser(ctx, ws, sealedName, now) })
+	wg.Wait()
+	if err := errors.Join(putErr, touchErr); err != nil {
+		return nil, err
+	}
+	return &FeedbackResult{ID: fb.ID, CreatedAt: waymark.FormatTime(now)}, nil
+}
+
+// backoff waits a little, more with each attempt, with jitter so that
+// racing writers spread out.
+func backoff(ctx context.Context, attempt int) {
+	d := time.Duration(attempt) * 5 * time.Millisecond
+	d += rand.N(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

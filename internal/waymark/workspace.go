@@ -1,0 +1,222 @@
+package waymark
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Workspace is a customer's workspace with its secrets opened.
+type Workspace struct {
+	Code                 string
+	Name                 string
+	CreatedAt            time.Time
+	IdentityVerification bool
+	// Origins is the allow-list of browser origins; empty allows any.
+	Origins       []string
+	RetentionDays int
+	Disabled      bool
+	// HMACSecret is shared with the customer's server, which signs usernames
+	// with it. Its bytes are the printed secret's characters.
+	HMACSecret string
+	// UserKeySecret never leaves Waymark: it keys the hash that replaces
+	// usernames in every table key, so rotating the HMAC secret changes no key.
+	UserKeySecret []byte
+	Keys          []APIKey
+	Version       int64
+}
+
+// APIKey is a server API key: only its hash is stored.
+type APIKey struct {
+	ID        string
+	Hash      string // hex SHA-256 of the whole key
+	CreatedAt time.Time
+	RevokedAt time.Time
+}
+
+// NewWorkspaceOptions are the settings of a new workspace.
+type NewWorkspaceOptions struct {
+	Name                 string
+	IdentityVerification bool
+	Origins              []string
+	RetentionDays        int
+	// Code, when set, is used instead of a random one (fixed demo codes).
+	Code string
+}
+
+// NewWorkspace creates a workspace with fresh secrets and one server API
+// key, returned in full only here.
+func NewWorkspace(opts NewWorkspaceOptions, now time.Time) (*Workspace, string, error) {
+	if strings.TrimSpace(opts.Name) == "" {
+		return nil, "", Invalid("name", "required")
+	}
+	if err := validBoundedText("name", opts.Name, 128); err != nil {
+		return nil, "", err
+	}
+	origins, err := NormalizeOrigins(opts.Origins)
+	if err != nil {
+		return nil, "", err
+	}
+	if opts.RetentionDays < 0 {
+		return nil, "", Invalid("retentionDays", "must not be negative")
+	}
+	code := opts.Code
+	if code == "" {
+		code = "ws" + randomToken(10, lowerAlphanumeric)
+	}
+	if err := ValidateWorkspaceCode("code", code); err != nil {
+		return nil, "", err
+	}
+	ws := &Workspace{
+		Code:                 code,
+		Name:                 opts.Name,
+		CreatedAt:            now.UTC(),
+		IdentityVerification: opts.IdentityVerification,
+		Origins:              origins,
+		RetentionDays:        opts.RetentionDays,
+		HMACSecret:           hex.EncodeToString(randomBytes(32)),
+		UserKeySecret:        randomBytes(32),
+	}
+	key := ws.AddKey(now)
+	return ws, key, nil
+}
+
+const lowerAlphanumeric = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// AddKey adds a server API key and returns it; only its hash is kept. The
+// key names its workspace so the server API finds the workspace without a
+// secondary index: wmk_<code>_<id>_<secret>.
+func (w *Workspace) AddKey(now time.Time) string {
+	id := randomToken(8, lowerAlphanumeric)
+	key := "wmk_" + w.Code + "_" + id + "_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	sum := sha256.Sum256([]byte(key))
+	w.Keys = append(w.Keys, APIKey{ID: id, Hash: hex.EncodeToString(sum[:]), CreatedAt: now.UTC()})
+	return key
+}
+
+// UserKey is the keyed hash that stands for a username in every table key.
+func (w *Workspace) UserKey(username string) string {
+	mac := hmac.New(sha256.New, w.UserKeySecret)
+	mac.Write([]byte(username))
+	return w.Code + "#" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// VerifyIdentity checks the HMAC a call carries when the workspace requires
+// identity verification. The comparison takes the same time wherever the
+// hashes differ.
+func (w *Workspace) VerifyIdentity(username string, proof *HMAC, now time.Time) error {
+	if !w.IdentityVerification {
+		return nil
+	}
+	if proof == nil || proof.Hash == "" {
+		return Errorf(EHMACInvalid, "this workspace requires identity verification: hmac.hash is missing")
+	}
+	given, err := hex.DecodeString(strings.ToLower(proof.Hash))
+	if err != nil {
+		return Errorf(EHMACInvalid, "hmac.hash is not hexadecimal")
+	}
+	message := username
+	if proof.Expiration != nil {
+		message += "|" + strconv.FormatInt(*proof.Expiration, 10)
+	}
+	mac := hmac.New(sha256.New, []byte(w.HMACSecret))
+	mac.Write([]byte(message))
+	if subtle.ConstantTimeCompare(mac.Sum(nil), given) != 1 {
+		return Errorf(EHMACInvalid, "hmac.hash does not match")
+	}
+	// The expiration is checked only once the hash proves it authentic.
+	if proof.Expiration != nil && now.Unix() > *proof.Expiration {
+		return Errorf(EHMACExpired, "hmac has expired")
+	}
+	return nil
+}
+
+// SignUsername computes the identity-verification hash a customer's server
+// sends along with a username (used by the CLI and the tests).
+func SignUsername(secret, username string, expiration *int64) string {
+	message := username
+	if expiration != nil {
+		message += "|" + strconv.FormatInt(*expiration, 10)
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(message))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// CheckOrigin enforces the workspace's origin allow-list. An empty list
+// allows any caller; a non-empty one refuses calls from other origins and
+// calls that name no origin.
+func (w *Workspace) CheckOrigin(origin string) error {
+	if len(w.Origins) == 0 {
+		return nil
+	}
+	normalized, err := normalizeOrigin(origin)
+	if err == nil {
+		for _, allowed := range w.Origins {
+			if normalized == allowed {
+				return nil
+			}
+		}
+	}
+	return Errorf(EOriginNotAllowed, "this origin is not allowed for the workspace")
+}
+
+// ExpiresAt is when data written now expires under the workspace's
+// retention, in unix seconds, or 0 when the workspace keeps data.
+func (w *Workspace) ExpiresAt(now time.Time) int64 {
+	if w.RetentionDays <= 0 {
+		return 0
+	}
+	return now.Add(time.Duration(w.RetentionDays) * 24 * time.Hour).Unix()
+}
+
+// NormalizeOrigins validates and normalizes an origin allow-list.
+func NormalizeOrigins(origins []string) ([]string, error) {
+	out := make([]string, 0, len(origins))
+	for _, o := range origins {
+		if strings.TrimSpace(o) == "" {
+			continue
+		}
+		n, err := normalizeOrigin(o)
+		if err != nil {
+			return nil, Invalid("origins", "%q is not an origin like https://app.example.com", o)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// normalizeOrigin lower-cases scheme and host and drops a trailing slash;
+// an origin carries no path.
+func normalizeOrigin(o string) (string, error) {
+	o = strings.TrimSuffix(strings.TrimSpace(o), "/")
+	scheme, rest, ok := strings.Cut(o, "://")
+	if !ok || (scheme != "http" && scheme != "https") || rest == "" || strings.ContainsAny(rest, "/?#@ ") {
+		return "", Invalid("origin", "not an origin")
+	}
+	return strings.ToLower(scheme + "://" + rest), nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
+	_, _ = rand.Read(b)
+	return b
+}
+
+func randomToken(n int, alphabet string) string {
+	b := randomBytes(n)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// NewID returns a random identifier for server-made ids (feedback, requests).
+func NewID() string { return hex.EncodeToString(randomBytes(16)) }
