@@ -97,7 +97,7 @@ func (v *Validator) Check(method, path string, reqHeaders http.Header, reqBody [
 	}
 	// kin-openapi does not look at the body of a response documented without
 	// content (the 204 preflight); such a response must have none.
-	if response.Value != nil && len(response.Value.Content) == 0 && len(respBody) != 0 {
+	if len(response.Value.Content) == 0 && len(respBody) != 0 {
 		return fmt.Errorf("apispec: %s %s: status %d is documented without a body, got %d bytes", method, path, status, len(respBody))
 	}
 	respInput := &openapi3filter.ResponseValidationInput{

@@ -1,0 +1,97 @@
+package waymark
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestVerifyIdentity(t *testing.T) {
+	ws, _, err := NewWorkspace(NewWorkspaceOptions{Name: "Acme", IdentityVerification: true}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := t0.Add(time.Hour).Unix()
+	past := t0.Add(-time.Second).Unix()
+	cases := []struct {
+		name  string
+		proof *HMAC
+		code  string
+	}{
+		{"valid", &HMAC{Hash: SignUsername(ws.HMACSecret, "ada", nil)}, ""},
+		{"valid upper-case hex", &HMAC{Hash: strings.ToUpper(SignUsername(ws.HMACSecret, "ada", nil))}, ""},
+		{"valid with expiration", &HMAC{Hash: SignUsername(ws.HMACSecret, "ada", &exp), Expiration: &exp}, ""},
+		{"missing", nil, EHMACInvalid},
+		{"other user", &HMAC{Hash: SignUsername(ws.HMACSecret, "bob", nil)}, EHMACInvalid},
+		{"other secret", &HMAC{Hash: SignUsername("not-the-secret", "ada", nil)}, EHMACInvalid},
+		{"expiration not signed", &HMAC{Hash: SignUsername(ws.HMACSecret, "ada", nil), Expiration: &exp}, EHMACInvalid},
+		{"expired", &HMAC{Hash: SignUsername(ws.HMACSecret, "ada", &past), Expiration: &past}, EHMACExpired},
+		{"not hex", &HMAC{Hash: strings.Repeat("zz", 32)}, EHMACInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ws.VerifyIdentity("ada", tc.proof, t0)
+			if tc.code == "" && err != nil || tc.code != "" && ErrorCode(err) != tc.code {
+				t.Fatalf("got %v, want %q", err, tc.code)
+			}
+		})
+	}
+	open := &Workspace{}
+	if err := open.VerifyIdentity("ada", nil, t0); err != nil {
+		t.Fatalf("a workspace without identity verification refused a call: %v", err)
+	}
+}
+
+func TestCheckOrigin(t *testing.T) {
+	ws := &Workspace{}
+	if err := ws.CheckOrigin(""); err != nil {
+		t.Fatal("an empty allow-list must allow any caller")
+	}
+	origins, err := NormalizeOrigins([]string{"https://App.Example.com/", "http://localhost:8080"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.Origins = origins
+	for origin, allowed := range map[string]bool{
+		"https://app.example.com":      true,
+		"http://localhost:8080":        true,
+		"https://evil.example.com":     false,
+		"http://app.example.com":       false,
+		"":                             false,
+		"null":                         false,
+		"https://app.example.com.evil": false,
+	} {
+		err := ws.CheckOrigin(origin)
+		if allowed != (err == nil) || !allowed && ErrorCode(err) != EOriginNotAllowed {
+			t.Errorf("origin %q: %v", origin, err)
+		}
+	}
+	if _, err := NormalizeOrigins([]string{"app.example.com"}); err == nil {
+		t.Fatal("an origin without scheme was accepted")
+	}
+}
+
+func TestUserKeyIsKeyedPerWorkspace(t *testing.T) {
+	a, _, _ := NewWorkspace(NewWorkspaceOptions{Name: "A"}, t0)
+	b, _, _ := NewWorkspace(NewWorkspaceOptions{Name: "B"}, t0)
+	ka, kb := a.UserKey("ada"), b.UserKey("ada")
+	if ka == kb || strings.Contains(ka, "ada") || !strings.HasPrefix(ka, a.Code+"#") {
+		t.Fatalf("user keys %q and %q", ka, kb)
+	}
+	if a.UserKey("ada") != ka {
+		t.Fatal("user key is not stable")
+	}
+}
+
+func TestNewWorkspaceKey(t *testing.T) {
+	ws, key, err := NewWorkspace(NewWorkspaceOptions{Name: "Acme", Origins: []string{"https://a.example"}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(key, "wmk_"+ws.Code+"_") || len(ws.Keys) != 1 || strings.Contains(ws.Keys[0].Hash, key) {
+		t.Fatalf("key %q, stored %+v", key, ws.Keys)
+	}
+	if _, _, err := NewWorkspace(NewWorkspaceOptions{Name: " "}, t0); ErrorCode(err) != EInvalidArgument {
+		t.Fatalf("empty name: %v", err)
+	}
+}
