@@ -72,11 +72,12 @@ func TestDocumentIsValidAndLoadedOnce(t *testing.T) {
 }
 
 func TestIdentifyPairPasses(t *testing.T) {
-	// props holds objects 3 levels deep, the most allowed; lastname is null
-	// (a JSON Schema 2020-12 type array) and the hash mixes cases.
+	// props nests objects 3 levels deep counting itself, the most allowed;
+	// lastname is null (a JSON Schema 2020-12 type array) and the hash mixes
+	// cases.
 	req := `{"workspace":"acme-prod","user":{"username":"user-42","email":"ada@example.com","firstname":"Ada",` +
 		`"lastname":null,"role":"admin","signUpAt":"2026-01-02T03:04:05Z","props":{"plan":"pro","seats":12,` +
-		`"beta":null,"tags":["a",1,true,null],"company":{"name":"Acme","size":{"bucket":{"n":1}}}}},` +
+		`"beta":null,"tags":["a",1,true],"company":{"name":"Acme","size":{"bucket":1}}}},` +
 		`"hmac":{"hash":"` + strings.Repeat("aB", 32) + `","expiration":1767322800}}`
 	resp := `{"user":{"firstSeenAt":"2026-01-02T03:04:05Z","lastSeenAt":"2026-01-02T03:04:05.123+01:00"},"state":` + fullState + `}`
 	if err := post("/v1/identify", req, http.StatusOK, resp).check(t); err != nil {
@@ -149,8 +150,16 @@ func TestCalls(t *testing.T) {
 	noRetryAfter := post("/v1/state", stateReq, http.StatusServiceUnavailable, errorBody("unavailable"))
 	noRequestID := post("/v1/state", stateReq, http.StatusOK, okState)
 	noRequestID.respHdrs.Del("x-request-id")
-	textPlain := post("/v1/state", stateReq, http.StatusUnsupportedMediaType, errorBody("unsupported_media_type"))
-	textPlain.reqHeaders.Set("Content-Type", "text/plain")
+	xml := post("/v1/state", stateReq, http.StatusUnsupportedMediaType, errorBody("unsupported_media_type"))
+	xml.reqHeaders.Set("Content-Type", "application/xml")
+	xmlAnswered := post("/v1/state", stateReq, http.StatusOK, okState)
+	xmlAnswered.reqHeaders.Set("Content-Type", "application/xml")
+	textPlain := post("/v1/state", stateReq, http.StatusOK, okState)
+	textPlain.reqHeaders.Set("Content-Type", "text/plain;charset=UTF-8")
+	textPlainInvalid := post("/v1/state", `{"workspace":"acme-prod"}`, http.StatusOK, okState)
+	textPlainInvalid.reqHeaders.Set("Content-Type", "text/plain")
+	noType := post("/v1/state", stateReq, http.StatusOK, okState)
+	noType.reqHeaders = nil
 
 	for name, tc := range map[string]struct {
 		c    call
@@ -160,7 +169,15 @@ func TestCalls(t *testing.T) {
 		"identify echoes personal data":  {post("/v1/identify", identify(`{"username":"u"}`), 200, `{"user":{"username":"u","firstSeenAt":"2026-01-02T03:04:05Z","lastSeenAt":"2026-01-02T03:04:05Z"},"state":`+emptyState+`}`), false},
 		"profile field not string":       {post("/v1/identify", identify(`{"username":"u","lastname":5}`), 200, identified), false},
 		"signUpAt not a date-time":       {post("/v1/identify", identify(`{"username":"u","signUpAt":"yesterday"}`), 200, identified), false},
-		"props nested 4 deep":            {post("/v1/identify", identify(`{"username":"u","props":{"a":{"b":{"c":{"d":{}}}}}}`), 200, identified), false},
+		"props nested 4 deep":            {post("/v1/identify", identify(`{"username":"u","props":{"a":{"b":{"c":{}}}}}`), 200, identified), false},
+		"props nested null":              {post("/v1/identify", identify(`{"username":"u","props":{"a":{"b":null}}}`), 200, identified), false},
+		"props array with null":          {post("/v1/identify", identify(`{"username":"u","props":{"a":[1,null]}}`), 200, identified), false},
+		"profile field with a newline":   {post("/v1/identify", identify(`{"username":"u","firstname":"A\nB"}`), 200, identified), false},
+		"hmac expiration zero":           {post("/v1/state", `{"workspace":"w","username":"u","hmac":{"hash":"`+strings.Repeat("0", 64)+`","expiration":0}}`, 200, okState), false},
+		"events step on a hint":          {post("/v1/events", events(ev("hint", "displayed", `,"step":"s2"`)), 200, eventsOK), false},
+		"events step on tour finished":   {post("/v1/events", events(ev("tour", "finished", `,"step":"s2"`)), 200, eventsOK), true},
+		"events item on completed":       {post("/v1/events", events(ev("checklist", "completed", `,"item":"i1"`)), 200, eventsOK), false},
+		"events answer on displayed":     {post("/v1/events", events(ev("survey", "displayed", `,"answer":1`)), 200, eventsOK), false},
 		"prop key with a space":          {post("/v1/identify", identify(`{"username":"u","props":{"a b":1}}`), 200, identified), false},
 		"prop array of objects":          {post("/v1/identify", identify(`{"username":"u","props":{"a":[{}]}}`), 200, identified), false},
 		"prop string over 1024":          {post("/v1/identify", identify(`{"username":"u","props":{"a":"`+strings.Repeat("x", 1025)+`"}}`), 200, identified), false},
@@ -198,7 +215,11 @@ func TestCalls(t *testing.T) {
 		"throttled with Retry-After": {throttled, true},
 		"missing Retry-After":        {noRetryAfter, false},
 		"missing x-request-id":       {noRequestID, false},
-		"text/plain refused":         {textPlain, true},
+		"XML refused":                {xml, true},
+		"XML answered":               {xmlAnswered, false},
+		"plain text read as JSON":    {textPlain, true},
+		"plain text checked as JSON": {textPlainInvalid, false},
+		"no content type":            {noType, true},
 		"preflight":                  {preflight(preflightReq, preflightResp, ""), true},
 		"preflight with a body":      {preflight(preflightReq, preflightResp, "{}"), false},
 		"preflight without origin":   {preflight(http.Header{"Access-Control-Request-Method": {"POST"}}, preflightResp, ""), false},

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/waymarkhq/waymark/internal/devstack"
+)
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	port := fs.Int("port", 3000, "port of the API on 127.0.0.1")
+	persist := fs.String("persist", "", "keep the engines' data in this directory between runs")
+	quiet := fs.Bool("quiet", false, "do not print the API's request log")
+	if err := fs.Parse(args); err != nil {
+		return usageError("dev: %v", err)
+	}
+	root, err := checkoutRoot()
+	if err != nil {
+		return err
+	}
+	var apiLog io.Writer = stderr
+	if *quiet {
+		apiLog = io.Discard
+	}
+	fmt.Fprintln(stdout, "Starting DynamoDB Local and local-kms...")
+	dev, err := devstack.Start(ctx, devstack.Options{
+		Port:       *port,
+		PersistDir: *persist,
+		StateDir:   filepath.Join(root, ".waymark"),
+		Log:        apiLog,
+	})
+	if err != nil {
+		return err
+	}
+	s := dev.State
+	fmt.Fprintf(stdout, `Waymark is running.
+  API:        %s  (POST /v1/identify, /v1/events, /v1/state, /v1/feedback)
+  workspace:  %s  (also %s with HMAC secret %q, and %s allowing %s)
+  DynamoDB:   %s
+  KMS:        %s
+  state file: %s
+Press Ctrl-C to stop.
+`, s.API, s.Workspace, devstack.DemoVerifiedWorkspace, devstack.DemoHMACSecret, devstack.DemoOriginsWorkspace,
+		devstack.DemoAllowedOrigin, s.DynamoDB, s.KMS, filepath.Join(".waymark", devstack.StateFile))
+	select {
+	case <-ctx.Done():
+	case err := <-dev.Done():
+		fmt.Fprintln(stderr, "waymark: API server stopped:", err)
+	}
+	fmt.Fprintln(stdout, "Stopping...")
+	return dev.Stop()
+}
+
+// checkoutRoot is the directory of the go.mod above the working directory,
+// so that `waymark dev` and `waymark --local` agree on the state directory
+// wherever in the checkout they run; outside a checkout it is the working
+// directory.
+func checkoutRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return wd, nil
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/waymarkhq/waymark/internal/devstack"
+	"github.com/waymarkhq/waymark/internal/dynamo"
+	"github.com/waymarkhq/waymark/internal/waymark"
+	"github.com/waymarkhq/waymark/internal/wiring"
+)
+
+// openStore connects to the stack the global flags name.
+func openStore(ctx context.Context, g globals) (*dynamo.Store, error) {
+	if !g.local {
+		return nil, usageError("name the stack: --local for the one `make dev` runs (deployed stacks are reached through the server API)")
+	}
+	root, err := checkoutRoot()
+	if err != nil {
+		return nil, err
+	}
+	state, err := devstack.Load(filepath.Join(root, ".waymark"))
+	if err != nil {
+		return nil, err
+	}
+	graph, err := wiring.New(ctx, state.Config(), wiring.Logger(io.Discard, "error"))
+	if err != nil {
+		return nil, err
+	}
+	return graph.Store, nil
+}
+
+type createdWorkspace struct {
+	Code       string `json:"code"`
+	HMACSecret string `json:"hmacSecret"`
+	SecretKey  string `json:"secretKey"`
+}
+
+func runWorkspaceCreate(ctx context.Context, g globals, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("workspace create", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("name", "", "display name of the workspace (required)")
+	verify := fs.Bool("identity-verification", false, "require an HMAC of the username on every call")
+	origins := fs.String("origins", "", "comma-separated allow-list of browser origins (empty: any)")
+	retention := fs.Int("retention", 0, "days of inactivity after which a user's data expires (0: kept)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return usageError("workspace create: %v", err)
+	}
+	if *name == "" {
+		return usageError("workspace create: --name is required")
+	}
+	var originList []string
+	if *origins != "" {
+		originList = strings.Split(*origins, ",")
+	}
+	ws, key, err := waymark.NewWorkspace(waymark.NewWorkspaceOptions{
+		Name: *name, IdentityVerification: *verify, Origins: originList, RetentionDays: *retention,
+	}, time.Now())
+	if err != nil {
+		return usageError("workspace create: %s", waymark.AsError(err).Message)
+	}
+	store, err := openStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	if err := store.PutWorkspace(ctx, ws); err != nil {
+		return fmt.Errorf("create workspace: %w", err)
+	}
+	out := createdWorkspace{Code: ws.Code, HMACSecret: ws.HMACSecret, SecretKey: key}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(out)
+	}
+	_, err = fmt.Fprintf(stdout, "workspace:    %s\nhmac secret:  %s\nsecret key:   %s\n\nThe secret key is shown only now; store it safely.\n", out.Code, out.HMACSecret, out.SecretKey)
+	return err
+}

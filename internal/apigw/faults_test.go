@@ -1,0 +1,147 @@
+package apigw_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/waymarkhq/waymark/internal/apigw"
+	"github.com/waymarkhq/waymark/internal/dynamo"
+	"github.com/waymarkhq/waymark/internal/envelope"
+	"github.com/waymarkhq/waymark/internal/service"
+	"github.com/waymarkhq/waymark/internal/wiring"
+)
+
+// faultyTransport sits between the SDK and a real local engine. It can be
+// switched off (every request fails to connect), drop answers after the
+// engine applied the request (the SDK then retries a write that was done),
+// and answer with throttling before the request reaches the engine.
+type faultyTransport struct {
+	down     atomic.Bool
+	dropRate float64
+	throttle float64
+	dropped  atomic.Int64
+	refused  atomic.Int64
+	mu       sync.Mutex
+	rnd      *rand.Rand
+}
+
+func (f *faultyTransport) roll() float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rnd.Float64()
+}
+
+var errConnectionReset = errors.New("read tcp 127.0.0.1: connection reset by peer (injected)")
+
+func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
+	if f.down.Load() {
+		return nil, errors.New("dial tcp 127.0.0.1: connect: connection refused (injected)")
+	}
+	if f.throttle > 0 && f.roll() < f.throttle {
+		f.refused.Add(1)
+		body := `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`
+		return &http.Response{
+			StatusCode: 400, Status: "400 Bad Request", Request: req, ContentLength: int64(len(body)),
+			Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amzn-Errortype": {"ThrottlingException"}},
+			Body:   io.NopCloser(bytes.NewBufferString(body)),
+		}, nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if f.dropRate > 0 && f.roll() < f.dropRate {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		f.dropped.Add(1)
+		return nil, errConnectionReset
+	}
+	return resp, nil
+}
+
+// faultyGraph wires a Waymark whose DynamoDB or KMS traffic goes through
+// faulty transports; it shares nothing (caches included) with the suite's.
+func faultyGraph(t testing.TB, dbFaults, kmsFaults *faultyTransport) (map[string]apigw.Handler, *envelope.Envelope) {
+	t.Helper()
+	cfg := stack.Config()
+	dbClient, kmsClient, err := cfg.Clients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dbFaults != nil {
+		dbClient = dynamodb.New(dbClient.Options(), func(o *dynamodb.Options) { o.HTTPClient = dbFaults })
+	}
+	if kmsFaults != nil {
+		kmsClient = kms.New(kmsClient.Options(), func(o *kms.Options) { o.HTTPClient = kmsFaults })
+	}
+	env := envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{})
+	svc := service.New(dynamo.New(dbClient, env, cfg.Tables), service.Options{})
+	return apigw.New(svc, wiring.Logger(&logBuffer, "debug")).Handlers(), env
+}
+
+func kmsDownHandlers(t testing.TB) map[string]apigw.Handler {
+	down := &faultyTransport{}
+	down.down.Store(true)
+	hs, _ := faultyGraph(t, nil, down)
+	return hs
+}
+
+// With KMS unreachable and no data key cached, every write answers 503 and
+// stores nothing: plaintext is never a fallback.
+func TestKMSUnavailableFailsClosed(t *testing.T) {
+	kmsFaults := &faultyTransport{}
+	hs, _ := faultyGraph(t, nil, kmsFaults)
+	user := uniqueUser(t)
+	// A state read caches the workspace (its secrets need one KMS call)...
+	if r := invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": "demo", "username": user}), nil); r.Status != 200 {
+		t.Fatalf("state: %d %v", r.Status, r.Body)
+	}
+	// ...then KMS goes away before any data key for sealing was generated.
+	kmsFaults.down.Store(true)
+	writes := map[string]string{
+		"identify": mustJSON(map[string]any{"workspace": "demo", "user": map[string]any{"username": user, "email": "kms-down@example.com"}}),
+		"events":   mustJSON(map[string]any{"workspace": "demo", "username": user, "events": []any{map[string]any{"id": "k1", "content": "hint", "contentId": "h", "action": "displayed", "at": "2026-01-01T00:00:00Z"}}}),
+		"feedback": mustJSON(map[string]any{"workspace": "demo", "username": user, "text": "written while KMS is down"}),
+	}
+	remember("kms-down@example.com", "written while KMS is down")
+	for fn, body := range writes {
+		r := invokeWith(t, hs, fn, body, nil)
+		if r.Status != 503 || r.errorCode() != "unavailable" || r.Headers["retry-after"] == "" {
+			t.Errorf("%s: %d %v %v", fn, r.Status, r.Body, r.Headers)
+		}
+	}
+	if n := itemsOfUser(t, workspace(t, "demo").UserKey(user)); n != 0 {
+		t.Fatalf("%d items stored while KMS was down", n)
+	}
+	// State reads need no KMS call once the workspace is cached.
+	if r := invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": "demo", "username": user}), nil); r.Status != 200 {
+		t.Fatalf("state with KMS down: %d %v", r.Status, r.Body)
+	}
+}
+
+// The data-key cache: a warm function makes a bounded number of KMS calls,
+// whatever the number of writes.
+func TestKMSCallsPerWrites(t *testing.T) {
+	hs, env := faultyGraph(t, nil, nil)
+	for i := range 200 {
+		user := uniqueUser(t)
+		r := invokeWith(t, hs, "identify", mustJSON(map[string]any{"workspace": "demo", "user": map[string]any{"username": user, "props": map[string]any{"n": i}}}), nil)
+		if r.Status != 200 {
+			t.Fatalf("%d %v", r.Status, r.Body)
+		}
+	}
+	// One Decrypt for the workspace's secrets, one GenerateDataKey.
+	if calls := env.KMSCalls(); calls > 2 {
+		t.Fatalf("%d KMS calls for 200 writes", calls)
+	}
+}

@@ -1,0 +1,213 @@
+// Package devstack runs Waymark on a laptop: DynamoDB Local and local-kms on
+// free loopback ports, the tables and key, fixed demo workspaces, and the
+// route table served on 127.0.0.1 through the local gateway. `waymark dev`
+// is a thin command over it; `waymark --local ...` finds the running stack
+// through the state file it writes.
+package devstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/gateway"
+	"github.com/waymarkhq/waymark/internal/localstack"
+	"github.com/waymarkhq/waymark/internal/waymark"
+	"github.com/waymarkhq/waymark/internal/wiring"
+)
+
+// StateFile is the file, in the state directory, that describes the running
+// stack.
+const StateFile = "dev.json"
+
+// State is what `waymark dev` writes for other commands and tools.
+type State struct {
+	API       string            `json:"api"`
+	DynamoDB  string            `json:"dynamodb"`
+	KMS       string            `json:"kms"`
+	Region    string            `json:"region"`
+	Workspace string            `json:"workspace"`
+	KMSKeyID  string            `json:"kmsKeyId"`
+	Tables    map[string]string `json:"tables"`
+	PID       int               `json:"pid"`
+}
+
+// Config is the function configuration that points at the running stack.
+func (s State) Config() config.Config {
+	return config.Config{Tables: s.Tables, KMSKeyID: s.KMSKeyID, DynamoDBEndpoint: s.DynamoDB, KMSEndpoint: s.KMS}
+}
+
+// Load reads the state of the stack `waymark dev` runs from dir.
+func Load(dir string) (State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return State{}, fmt.Errorf("no local stack is running here (%s not found): start one with `make dev`", filepath.Join(dir, StateFile))
+	}
+	if err != nil {
+		return State{}, err
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return State{}, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return s, nil
+}
+
+// Options configure Start.
+type Options struct {
+	// Port is the API's port on 127.0.0.1 (0 picks a free one).
+	Port int
+	// PersistDir keeps the engines' data between runs ("" = in memory).
+	PersistDir string
+	// StateDir receives the state file (for example .waymark).
+	StateDir string
+	// Log receives the API's JSON logs; EngineLog the engines' output.
+	Log       io.Writer
+	EngineLog io.Writer
+}
+
+// Dev is a running local stack.
+type Dev struct {
+	State  State
+	stack  *localstack.Stack
+	server *http.Server
+	served chan error
+	dir    string
+}
+
+// Demo workspaces seeded at every start, with fixed codes so that saved
+// sample events and the README's examples work on any machine.
+const (
+	DemoWorkspace         = "demo"
+	DemoVerifiedWorkspace = "demo-verified"
+	DemoOriginsWorkspace  = "demo-origins"
+	// DemoHMACSecret is the identity-verification secret of the verified
+	// demo workspace. It protects nothing: it exists only in local stacks.
+	DemoHMACSecret = "dev-only-hmac-secret"
+	// DemoAllowedOrigin is the one origin the origins demo workspace allows.
+	DemoAllowedOrigin = "http://localhost:8080"
+)
+
+// Start starts the engines, creates what is missing and serves the API. A
+// state file left by an earlier run that did not stop cleanly is replaced.
+func Start(ctx context.Context, opts Options) (*Dev, error) {
+	if opts.StateDir == "" {
+		opts.StateDir = ".waymark"
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	_ = os.Remove(filepath.Join(opts.StateDir, StateFile))
+	stack, err := localstack.Start(ctx, localstack.Options{PersistDir: opts.PersistDir, Log: opts.EngineLog})
+	if err != nil {
+		return nil, err
+	}
+	d := &Dev{stack: stack, dir: opts.StateDir}
+	if err := d.serve(ctx, opts); err != nil {
+		_ = stack.Stop()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Dev) serve(ctx context.Context, opts Options) error {
+	cfg := d.stack.Config()
+	logOut := opts.Log
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	log := wiring.Logger(logOut, "info")
+	graph, err := wiring.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := SeedDemoWorkspaces(ctx, graph.Store); err != nil {
+		return err
+	}
+	handlers := map[string]gateway.Handler{}
+	for name, h := range graph.API.Handlers() {
+		handlers[name] = gateway.Handler(h)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", opts.Port))
+	if err != nil {
+		return fmt.Errorf("listen on 127.0.0.1:%d: %w (another `waymark dev` running? choose another --port)", opts.Port, err)
+	}
+	d.server = &http.Server{Handler: gateway.New(handlers, gateway.Options{Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+	d.served = make(chan error, 1)
+	go func() { d.served <- d.server.Serve(ln) }()
+	d.State = State{
+		API:       "http://" + ln.Addr().String(),
+		DynamoDB:  cfg.DynamoDBEndpoint,
+		KMS:       cfg.KMSEndpoint,
+		Region:    config.LocalRegion,
+		Workspace: DemoWorkspace,
+		KMSKeyID:  cfg.KMSKeyID,
+		Tables:    cfg.Tables,
+		PID:       os.Getpid(),
+	}
+	b, _ := json.MarshalIndent(d.State, "", "  ")
+	if err := os.WriteFile(filepath.Join(d.dir, StateFile), append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Done is closed when the API server stops by itself.
+func (d *Dev) Done() <-chan error { return d.served }
+
+// Stop stops the API and the engines and removes the state file.
+func (d *Dev) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	if d.server != nil {
+		errs = append(errs, d.server.Shutdown(ctx))
+	}
+	errs = append(errs, d.stack.Stop())
+	_ = os.Remove(filepath.Join(d.dir, StateFile))
+	return errors.Join(errs...)
+}
+
+// WorkspaceStore is what seeding needs from the store.
+type WorkspaceStore interface {
+	GetWorkspace(ctx context.Context, code string) (*waymark.Workspace, error)
+	PutWorkspace(ctx context.Context, ws *waymark.Workspace) error
+}
+
+// SeedDemoWorkspaces creates the demo workspaces that do not exist yet; an
+// existing one (a persisted stack) is kept, with its users' keys.
+func SeedDemoWorkspaces(ctx context.Context, store WorkspaceStore) error {
+	demos := []waymark.NewWorkspaceOptions{
+		{Code: DemoWorkspace, Name: "Demo"},
+		{Code: DemoVerifiedWorkspace, Name: "Demo with identity verification", IdentityVerification: true},
+		{Code: DemoOriginsWorkspace, Name: "Demo with an origin allow-list", Origins: []string{DemoAllowedOrigin}},
+	}
+	for _, opts := range demos {
+		_, err := store.GetWorkspace(ctx, opts.Code)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, waymark.ErrNotFound) {
+			return err
+		}
+		ws, _, err := waymark.NewWorkspace(opts, time.Now())
+		if err != nil {
+			return err
+		}
+		if ws.IdentityVerification {
+			ws.HMACSecret = DemoHMACSecret
+		}
+		if err := store.PutWorkspace(ctx, ws); err != nil && !errors.Is(err, waymark.ErrConflict) {
+			return err
+		}
+	}
+	return nil
+}
