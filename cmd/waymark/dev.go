@@ -20,7 +20,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return usageError("dev: %v", err)
 	}
-	root, err := checkoutRoot()
+	dir, err := stateDir()
 	if err != nil {
 		return err
 	}
@@ -32,7 +32,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dev, err := devstack.Start(ctx, devstack.Options{
 		Port:       *port,
 		PersistDir: *persist,
-		StateDir:   filepath.Join(root, ".waymark"),
+		StateDir:   dir,
 		Log:        apiLog,
 	})
 	if err != nil {
@@ -47,7 +47,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
   state file: %s
 Press Ctrl-C to stop.
 `, s.API, s.Workspace, devstack.DemoVerifiedWorkspace, devstack.DemoHMACSecret, devstack.DemoOriginsWorkspace,
-		devstack.DemoAllowedOrigin, s.DynamoDB, s.KMS, filepath.Join(".waymark", devstack.StateFile))
+		devstack.DemoAllowedOrigin, s.DynamoDB, s.KMS, filepath.Join(dir, devstack.StateFile))
 	select {
 	case <-ctx.Done():
 	case err := <-dev.Done():
@@ -55,6 +55,19 @@ Press Ctrl-C to stop.
 	}
 	fmt.Fprintln(stdout, "Stopping...")
 	return dev.Stop()
+}
+
+// stateDir is where `waymark dev` writes its state file and `waymark
+// --local` reads it: $WAYMARK_STATE_DIR, else .waymark at the checkout root.
+func stateDir() (string, error) {
+	if dir := os.Getenv("WAYMARK_STATE_DIR"); dir != "" {
+		return dir, nil
+	}
+	root, err := checkoutRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, ".waymark"), nil
 }
 
 // checkoutRoot is the directory of the go.mod above the working directory,

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,11 +20,11 @@ func openStore(ctx context.Context, g globals) (*dynamo.Store, error) {
 	if !g.local {
 		return nil, usageError("name the stack: --local for the one `make dev` runs (deployed stacks are reached through the server API)")
 	}
-	root, err := checkoutRoot()
+	dir, err := stateDir()
 	if err != nil {
 		return nil, err
 	}
-	state, err := devstack.Load(filepath.Join(root, ".waymark"))
+	state, err := devstack.Load(dir)
 	if err != nil {
 		return nil, err
 	}

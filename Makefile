@@ -1,0 +1,29 @@
+# Waymark — the two commands first: `make dev` runs it locally, `make test`
+# runs every test. Both set up what they need on a fresh machine.
+
+GO ?= go
+# Go packages of the project (node_modules holds Go template files of the CDK
+# CLI that are not Go packages, so `./...` is avoided).
+PKGS := ./cmd/... ./docs/... ./functions/... ./internal/... ./infra/...
+
+.PHONY: dev test lint unit
+
+## dev: run Waymark locally (DynamoDB Local + local-kms + the API on 127.0.0.1:3000)
+dev:
+	$(GO) run ./cmd/waymark dev $(ARGS)
+
+## test: formatting, vet, and every test (unit, integration against the local engines, infra)
+test: lint build
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+## lint: gofmt and go vet
+lint:
+	@unformatted=$$(gofmt -l cmd docs functions internal infra); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## unit: the tests that need no local engine
+unit:
+	$(GO) test -count=1 ./internal/waymark/... ./internal/envelope/... ./internal/gateway/...
+
+-include make/infra.mk
