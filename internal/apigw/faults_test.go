@@ -10,7 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
@@ -79,7 +81,12 @@ func faultyGraph(t testing.TB, dbFaults, kmsFaults *faultyTransport) (map[string
 		t.Fatal(err)
 	}
 	if dbFaults != nil {
-		dbClient = dynamodb.New(dbClient.Options(), func(o *dynamodb.Options) { o.HTTPClient = dbFaults })
+		dbClient = dynamodb.New(dbClient.Options(), func(o *dynamodb.Options) {
+			o.HTTPClient = dbFaults
+			// The SDK's own backoff (up to 20 s) only slows the test; its
+			// retries are what is under test.
+			o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 20*time.Millisecond)
+		})
 	}
 	if kmsFaults != nil {
 		kmsClient = kms.New(kmsClient.Options(), func(o *kms.Options) { o.HTTPClient = kmsFaults })

@@ -85,7 +85,7 @@ func TestLimitsAndErrors(t *testing.T) {
 		{"disabled workspace", "identify", func(u string) string {
 			return mustJSON(map[string]any{"workspace": disabled.Code, "user": map[string]any{"username": u}})
 		}, nil, 403, "workspace_disabled", ""},
-		{"username missing", "identify", identify(map[string]any{}), nil, 400, "invalid_argument", "user.username"},
+		{"username missing", "identify", raw(`{"workspace":"demo","user":{"email":"x@example.com"}}`), nil, 400, "invalid_argument", "user.username"},
 		{"username 257 bytes", "identify", raw(mustJSON(map[string]any{"workspace": "demo", "user": map[string]any{"username": repeat("ü", 128) + "x"}})), nil, 400, "invalid_argument", "user.username"},
 		{"username control character", "state", raw(`{"workspace":"demo","username":"ada\u0000"}`), nil, 400, "invalid_argument", "username"},
 		{"101 props", "identify", identify(map[string]any{"props": props(101)}), nil, 400, "invalid_argument", "user.props"},

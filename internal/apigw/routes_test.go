@@ -196,8 +196,9 @@ func TestIdentityVerification(t *testing.T) {
 			}
 		})
 	}
-	if n := itemsOfUser(t, workspace(t, devstack.DemoVerifiedWorkspace).UserKey(user)); n != 3 {
-		t.Fatalf("%d items after the valid calls, want user + hint + one feedback... got", n)
+	// The two valid cases stored: the user, the hint, and two feedback items.
+	if n := itemsOfUser(t, workspace(t, devstack.DemoVerifiedWorkspace).UserKey(user)); n != 4 {
+		t.Fatalf("%d items after the valid calls, want 4", n)
 	}
 }
 

@@ -40,7 +40,7 @@ type Options struct {
 	// reaches every warm function within this time.
 	WorkspaceTTL time.Duration
 	// MaxAttempts bounds the optimistic-concurrency retries of one write
-	// (default 8).
+	// (default 16; with the backoff below, about a second in all).
 	MaxAttempts int
 	// Now is the clock (tests).
 	Now func() time.Time
@@ -59,7 +59,7 @@ func New(store Store, opts Options) *Service {
 		opts.WorkspaceTTL = 30 * time.Second
 	}
 	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 8
+		opts.MaxAttempts = 16
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -237,11 +237,12 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 	return &FeedbackResult{ID: fb.ID, CreatedAt: waymark.FormatTime(now)}, nil
 }
 
-// backoff waits a little, more with each attempt, with jitter so that
-// racing writers spread out.
+// backoff waits a random time up to an exponentially growing cap (2 ms,
+// 4 ms, ... at most 100 ms): full jitter spreads racing writers so that one
+// of them wins each round.
 func backoff(ctx context.Context, attempt int) {
-	d := time.Duration(attempt) * 5 * time.Millisecond
-	d += rand.N(d)
+	ceiling := min(100*time.Millisecond, time.Millisecond<<min(attempt, 7))
+	d := time.Millisecond + rand.N(ceiling)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
