@@ -2,18 +2,24 @@
 # runs every test. Both set up what they need on a fresh machine.
 
 GO ?= go
-# Go packages of the project (node_modules holds Go template files of the CDK
-# CLI that are not Go packages, so `./...` is avoided).
+# Go packages of the project. `./...` is avoided because node_modules holds
+# Go template files of the CDK CLI that are not packages.
 PKGS := ./cmd/... ./docs/... ./functions/... ./internal/... ./infra/...
+# Test targets beyond the Go tests; fragments in make/ add theirs.
+TEST_TARGETS :=
 
-.PHONY: dev test lint unit
+-include make/*.mk
+
+.PHONY: dev test go-test lint unit
 
 ## dev: run Waymark locally (DynamoDB Local + local-kms + the API on 127.0.0.1:3000)
 dev:
 	$(GO) run ./cmd/waymark dev $(ARGS)
 
-## test: formatting, vet, and every test (unit, integration against the local engines, infra)
-test: lint build
+## test: formatting, vet, and every test (unit, integration against the local engines, infra, ...)
+test: lint go-test $(TEST_TARGETS)
+
+go-test: build
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 ## lint: gofmt and go vet
@@ -25,5 +31,3 @@ lint:
 ## unit: the tests that need no local engine
 unit:
 	$(GO) test -count=1 ./internal/waymark/... ./internal/envelope/... ./internal/gateway/...
-
--include make/infra.mk

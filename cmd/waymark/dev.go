@@ -11,14 +11,17 @@ import (
 	"github.com/waymarkhq/waymark/internal/devstack"
 )
 
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func init() {
+	register("dev", "run Waymark locally: DynamoDB Local, local-kms and the API on 127.0.0.1", runDev)
+}
+
+func runDev(ctx context.Context, _ globals, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	port := fs.Int("port", 3000, "port of the API on 127.0.0.1")
+	port := fs.Int("port", 3000, "port of the API on 127.0.0.1 (0: any free port)")
 	persist := fs.String("persist", "", "keep the engines' data in this directory between runs")
 	quiet := fs.Bool("quiet", false, "do not print the API's request log")
-	if err := fs.Parse(args); err != nil {
-		return usageError("dev: %v", err)
+	if help, err := parseFlags(fs, args, stdout); help || err != nil {
+		return err
 	}
 	dir, err := stateDir()
 	if err != nil {

@@ -10,18 +10,39 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 )
 
-const usage = `usage: waymark [--local] <command> [flags]
+// command is one CLI command. Each file registers its commands in init, so
+// that adding a command never edits a shared list.
+type command struct {
+	summary string
+	run     func(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) error
+}
 
-commands:
-  dev                 run Waymark locally: DynamoDB Local, local-kms and the API on 127.0.0.1
-  workspace create    create a workspace and print its code, HMAC secret and server key
+var commands = map[string]command{}
 
-global flags:
-  --local             act on the stack that "waymark dev" runs in this checkout
-`
+func register(name, summary string, run func(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) error) {
+	commands[name] = command{summary: summary, run: run}
+}
+
+func usage() string {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("usage: waymark [--local] <command> [flags]\n\ncommands:\n")
+	for _, name := range names {
+		fmt.Fprintf(&b, "  %-28s %s\n", name, commands[name].summary)
+	}
+	b.WriteString("\nglobal flags:\n  --local                      act on the stack that `waymark dev` runs in this checkout\n\n" +
+		"Run `waymark <command> --help` for a command's flags.\n")
+	return b.String()
+}
 
 // exitError carries the process exit code of a failed command.
 type exitError struct {
@@ -66,28 +87,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(io.Discard)
 	var g globals
 	fs.BoolVar(&g.local, "local", false, "")
-	if err := fs.Parse(args); err != nil {
-		return usageError("%v\n%s", err, usage)
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		return usageError("%s", usage)
-	}
-	switch rest[0] {
-	case "dev":
-		return runDev(ctx, rest[1:], stdout, stderr)
-	case "workspace":
-		if len(rest) < 2 {
-			return usageError("workspace needs a subcommand\n%s", usage)
-		}
-		switch rest[1] {
-		case "create":
-			return runWorkspaceCreate(ctx, g, rest[2:], stdout)
-		}
-		return usageError("unknown workspace subcommand %q\n%s", rest[1], usage)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage())
 		return nil
 	}
-	return usageError("unknown command %q\n%s", rest[0], usage)
+	if err != nil {
+		return usageError("%v\n%s", err, usage())
+	}
+	rest := fs.Args()
+	if len(rest) == 0 || rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help" {
+		if len(rest) == 0 {
+			return usageError("%s", usage())
+		}
+		fmt.Fprint(stdout, usage())
+		return nil
+	}
+	// Commands are one word ("dev") or two ("workspace create").
+	if len(rest) >= 2 {
+		if c, ok := commands[rest[0]+" "+rest[1]]; ok {
+			return c.run(ctx, g, rest[2:], stdout, stderr)
+		}
+	}
+	if c, ok := commands[rest[0]]; ok {
+		return c.run(ctx, g, rest[1:], stdout, stderr)
+	}
+	return usageError("unknown command %q\n%s", strings.Join(rest[:min(2, len(rest))], " "), usage())
+}
+
+// parseFlags parses a command's flags; --help prints them.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (bool, error) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fmt.Fprintf(stdout, "usage: waymark %s [flags]\n", fs.Name())
+		fs.PrintDefaults()
+		return true, nil
+	}
+	if err != nil {
+		return false, usageError("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return false, usageError("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return false, nil
 }

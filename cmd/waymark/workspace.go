@@ -41,16 +41,19 @@ type createdWorkspace struct {
 	SecretKey  string `json:"secretKey"`
 }
 
-func runWorkspaceCreate(ctx context.Context, g globals, args []string, stdout io.Writer) error {
+func init() {
+	register("workspace create", "create a workspace; print its code, HMAC secret and a server key", runWorkspaceCreate)
+}
+
+func runWorkspaceCreate(ctx context.Context, g globals, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("workspace create", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	name := fs.String("name", "", "display name of the workspace (required)")
 	verify := fs.Bool("identity-verification", false, "require an HMAC of the username on every call")
 	origins := fs.String("origins", "", "comma-separated allow-list of browser origins (empty: any)")
 	retention := fs.Int("retention", 0, "days of inactivity after which a user's data expires (0: kept)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return usageError("workspace create: %v", err)
+	if help, err := parseFlags(fs, args, stdout); help || err != nil {
+		return err
 	}
 	if *name == "" {
 		return usageError("workspace create: --name is required")
