@@ -35,11 +35,12 @@ func usage() string {
 	}
 	sort.Strings(names)
 	var b strings.Builder
-	b.WriteString("usage: waymark [--local] <command> [flags]\n\ncommands:\n")
+	b.WriteString("usage: waymark [--local | --region eu|us] <command> [flags]\n\ncommands:\n")
 	for _, name := range names {
 		fmt.Fprintf(&b, "  %-28s %s\n", name, commands[name].summary)
 	}
-	b.WriteString("\nglobal flags:\n  --local                      act on the stack that `waymark dev` runs in this checkout\n\n" +
+	b.WriteString("\nglobal flags:\n  --local                      act on the stack that `waymark dev` runs in this checkout\n" +
+		"  --region eu|us               otherwise, the deployed stack of that region (AWS default credentials; default eu)\n\n" +
 		"Run `waymark <command> --help` for a command's flags.\n")
 	return b.String()
 }
@@ -79,7 +80,8 @@ func main() {
 }
 
 type globals struct {
-	local bool
+	local  bool
+	region string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(io.Discard)
 	var g globals
 	fs.BoolVar(&g.local, "local", false, "")
+	fs.StringVar(&g.region, "region", "eu", "")
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage())
@@ -117,19 +120,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // parseFlags parses a command's flags; --help prints them.
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (bool, error) {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "usage: waymark %s [flags]\n", fs.Name())
-		fs.PrintDefaults()
-		return true, nil
+	positional, help, err := parseArgs(fs, "", args, stdout)
+	if help || err != nil {
+		return help, err
 	}
-	if err != nil {
-		return false, usageError("%s: %v", fs.Name(), err)
-	}
-	if fs.NArg() > 0 {
-		return false, usageError("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	if len(positional) > 0 {
+		return false, usageError("%s: unexpected argument %q", fs.Name(), positional[0])
 	}
 	return false, nil
+}
+
+// parseArgs parses flags and positional arguments in any order; --help
+// prints the command's usage, naming its arguments.
+func parseArgs(fs *flag.FlagSet, arguments string, args []string, stdout io.Writer) ([]string, bool, error) {
+	fs.SetOutput(io.Discard)
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprintf(stdout, "usage: waymark %s [flags] %s\n", fs.Name(), arguments)
+			fs.PrintDefaults()
+			return nil, true, nil
+		}
+		if err != nil {
+			return nil, false, usageError("%s: %v", fs.Name(), err)
+		}
+		if fs.NArg() == 0 {
+			return positional, false, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

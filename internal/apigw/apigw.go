@@ -38,28 +38,58 @@ func New(svc *service.Service, log *slog.Logger) *API {
 	return &API{svc: svc, log: log}
 }
 
-// endpoint decodes a request body, calls the service and returns the value
-// to answer with.
-type endpoint func(ctx context.Context, call service.Call, body []byte) (any, error)
+// endpoint turns a request (its body already read and limited) into the
+// value to answer with.
+type endpoint func(ctx context.Context, call service.Call, req events.APIGatewayV2HTTPRequest, body []byte) (any, error)
+
+// route is how one route is served: its endpoint and its success status.
+type route struct {
+	endpoint endpoint
+	status   int
+}
+
+// routesOf maps each route key of a function to how it is served.
+func (a *API) routesOf(function string) map[string]route {
+	byFunction := map[string]route{
+		"POST /v1/identify":            {decodeAndCall(a.svc.Identify), http.StatusOK},
+		"POST /v1/events":              {decodeAndCall(a.svc.RecordEvents), http.StatusOK},
+		"POST /v1/state":               {decodeAndCall(a.svc.State), http.StatusOK},
+		"POST /v1/feedback":            {decodeAndCall(a.svc.SubmitFeedback), http.StatusCreated},
+		"POST /v1/server/identify":     {decodeAndCall(a.svc.ServerIdentify), http.StatusOK},
+		"GET /v1/server/feedback":      {a.listFeedback, http.StatusOK},
+		"POST /v1/server/users/export": {decodeAndCall(a.svc.ExportUser), http.StatusOK},
+		"POST /v1/server/users/delete": {decodeAndCall(a.svc.EraseUsers), http.StatusOK},
+	}
+	out := map[string]route{}
+	for _, r := range routes.Table() {
+		if r.Function != function {
+			continue
+		}
+		served, ok := byFunction[r.RouteKey()]
+		if !ok {
+			panic("apigw: no endpoint for route " + r.RouteKey())
+		}
+		out[r.RouteKey()] = served
+	}
+	if len(out) == 0 {
+		panic("apigw: no route for function " + function)
+	}
+	return out
+}
 
 // Handler returns the handler of one function of the route table.
 func (a *API) Handler(function string) Handler {
-	var ep endpoint
-	status := http.StatusOK
-	switch function {
-	case routes.Identify.Name:
-		ep = decodeAndCall(a.svc.Identify)
-	case routes.Events.Name:
-		ep = decodeAndCall(a.svc.RecordEvents)
-	case routes.State.Name:
-		ep = decodeAndCall(a.svc.State)
-	case routes.Feedback.Name:
-		ep, status = decodeAndCall(a.svc.SubmitFeedback), http.StatusCreated
-	default:
-		panic("apigw: no handler for function " + function)
-	}
+	served := a.routesOf(function)
 	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		return a.serve(ctx, req, ep, status), nil
+		r, ok := served[req.RouteKey]
+		if !ok {
+			// API Gateway sends a function only its own routes; anything
+			// else is a misconfiguration, answered like an unknown route.
+			r = route{endpoint: func(context.Context, service.Call, events.APIGatewayV2HTTPRequest, []byte) (any, error) {
+				return nil, waymark.Errorf(waymark.EInternal, "route %q is not served by this function", req.RouteKey)
+			}}
+		}
+		return a.serve(ctx, req, r.endpoint, r.status), nil
 	}
 }
 
@@ -73,7 +103,7 @@ func (a *API) Handlers() map[string]Handler {
 }
 
 func decodeAndCall[Req any, Resp any](call func(context.Context, service.Call, *Req) (Resp, error)) endpoint {
-	return func(ctx context.Context, c service.Call, body []byte) (any, error) {
+	return func(ctx context.Context, c service.Call, _ events.APIGatewayV2HTTPRequest, body []byte) (any, error) {
 		var req Req
 		if err := decodeJSON(body, &req); err != nil {
 			return nil, err
@@ -82,13 +112,24 @@ func decodeAndCall[Req any, Resp any](call func(context.Context, service.Call, *
 	}
 }
 
+// listFeedback reads its arguments from the query string.
+func (a *API) listFeedback(ctx context.Context, c service.Call, req events.APIGatewayV2HTTPRequest, _ []byte) (any, error) {
+	q := req.QueryStringParameters
+	for name := range q {
+		if name != "since" && name != "limit" && name != "cursor" {
+			return nil, waymark.Invalid(name, "unknown query parameter")
+		}
+	}
+	return a.svc.ListFeedback(ctx, c, service.FeedbackQuery{Since: q["since"], Limit: q["limit"], Cursor: q["cursor"]})
+}
+
 func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep endpoint, okStatus int) events.APIGatewayV2HTTPResponse {
 	start := time.Now()
 	requestID := req.RequestContext.RequestID
 	if requestID == "" {
 		requestID = waymark.NewID()
 	}
-	call := service.Call{Origin: header(req.Headers, "origin"), RequestID: requestID}
+	call := service.Call{Origin: header(req.Headers, "origin"), RequestID: requestID, Authorization: header(req.Headers, "authorization")}
 
 	result, err := func() (any, error) {
 		body, err := readBody(req)
@@ -98,7 +139,7 @@ func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep 
 		if err := checkContentType(header(req.Headers, "content-type")); err != nil {
 			return nil, err
 		}
-		return ep(ctx, call, body)
+		return ep(ctx, call, req, body)
 	}()
 
 	status := okStatus

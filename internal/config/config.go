@@ -39,6 +39,9 @@ type Config struct {
 	DynamoDBEndpoint string
 	KMSEndpoint      string
 	LogLevel         string
+	// Region, when set, overrides the region of the AWS configuration (the
+	// CLI names a stack's region; functions take theirs from Lambda).
+	Region string
 }
 
 // FromEnv reads the configuration; a missing table name or key id is an error,
@@ -100,6 +103,9 @@ func (c Config) Clients(ctx context.Context) (*dynamodb.Client, *kms.Client, err
 		if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
 			opts = append(opts, awsconfig.WithRegion(LocalRegion))
 		}
+	}
+	if c.Region != "" {
+		opts = append(opts, awsconfig.WithRegion(c.Region))
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

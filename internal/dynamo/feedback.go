@@ -35,6 +35,7 @@ func (s *Store) PrepareFeedback(ctx context.Context, ws *waymark.Workspace, fb *
 		"wsMonth":   str(ws.Code + "#" + created.Format("2006-01")),
 		"id":        str(fb.ID),
 		"createdAt": str(waymark.FormatTime(created)),
+		"username":  sealer.seal("username", []byte(fb.Username)),
 		"text":      sealer.seal("text", []byte(fb.Text)),
 		attrDataKey: &types.AttributeValueMemberB{Value: sealer.key.Wrapped},
 	}

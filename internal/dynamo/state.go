@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -105,6 +106,7 @@ func contentFromItem(item map[string]types.AttributeValue) (*waymark.ContentItem
 		Read:       st.Read,
 		AnswerMark: waymark.Mark{At: fromUnixNanos(st.AnswerAt), ID: st.AnswerID},
 		Version:    getInt(item, attrVersion),
+		ExpiresAt:  getInt(item, attrExpiresAt),
 	}
 	c.LastDisplayedAt, _ = time.Parse(time.RFC3339Nano, st.LastDisplayedAt)
 	c.ReadAt, _ = time.Parse(time.RFC3339Nano, st.ReadAt)
@@ -236,10 +238,15 @@ func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey s
 		values[":answer"] = w.answer
 		values[":dk"] = &types.AttributeValueMemberB{Value: w.wrapped}
 	}
+	var remove string
 	if exp := ws.ExpiresAt(now); exp > 0 {
 		update += ", expiresAt = :exp"
 		values[":exp"] = number(exp)
+		c.ExpiresAt = exp
+	} else {
+		remove, c.ExpiresAt = " REMOVE expiresAt", 0
 	}
+	update += remove
 	cond, condValues := versionCondition(c.Version)
 	for k, v := range condValues {
 		values[k] = v
@@ -256,4 +263,26 @@ func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey s
 	}
 	c.Version++
 	return nil
+}
+
+// SetContentExpiry moves a content item's expiry (0 removes it) without
+// touching its state or version: retention is refreshed on activity for the
+// items the activity did not write.
+func (s *Store) SetContentExpiry(ctx context.Context, userKey string, key waymark.ContentKey, expiresAt int64) error {
+	in := &dynamodb.UpdateItemInput{
+		TableName:           s.table(schema.ContentStateTable),
+		Key:                 map[string]types.AttributeValue{attrPK: str(userKey), attrSK: str(sortKey(key))},
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+		UpdateExpression:    aws.String("REMOVE expiresAt"),
+	}
+	if expiresAt > 0 {
+		in.UpdateExpression = aws.String("SET expiresAt = :exp")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":exp": number(expiresAt)}
+	}
+	_, err := s.db.UpdateItem(ctx, in)
+	if errors.Is(mapError("", err), waymark.ErrConflict) {
+		// Erased meanwhile: nothing to keep alive.
+		return nil
+	}
+	return mapError("set content expiry", err)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,6 +62,7 @@ func (s *Store) userFromItem(ctx context.Context, ws *waymark.Workspace, item ma
 		FirstSeenAt: getTime(item, "firstSeenAt"),
 		LastSeenAt:  getTime(item, "lastSeenAt"),
 		Version:     getInt(item, attrVersion),
+		ExpiresAt:   getInt(item, attrExpiresAt),
 	}
 	name, _, err := opener.open(item, "username")
 	if err != nil {
@@ -121,7 +123,8 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 		}
 		item["props"] = sealer.seal("props", props)
 	}
-	putExpiry(item, ws.ExpiresAt(now))
+	u.ExpiresAt = ws.ExpiresAt(now)
+	putExpiry(item, u.ExpiresAt)
 	cond, values := versionCondition(u.Version)
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 s.table(schema.UsersTable),
@@ -169,9 +172,11 @@ func (s *Store) SealUsername(ctx context.Context, ws *waymark.Workspace, userKey
 }
 
 // TouchUser records that a user was seen now, creating the user item (first
-// seen now, username sealed) when it does not exist. It reads nothing and
-// needs no condition: every attribute it sets only once is set with
-// if_not_exists, and a repeat of it is harmless.
+// seen now, username sealed) when it does not exist. It reads nothing: every
+// attribute it sets only once is set with if_not_exists, and a repeat of it
+// is harmless. A user item past its retention (not yet removed by DynamoDB's
+// time to live) is replaced by a fresh one instead, so expired data never
+// comes back to life.
 func (s *Store) TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *SealedUsername, now time.Time) error {
 	update := "SET lastSeenAt = :now, firstSeenAt = if_not_exists(firstSeenAt, :now), " +
 		"username = if_not_exists(username, :username), dk = if_not_exists(dk, :dk), v = if_not_exists(v, :one)"
@@ -180,16 +185,45 @@ func (s *Store) TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *Se
 		":username": sealed.username,
 		":dk":       &types.AttributeValueMemberB{Value: sealed.wrapped},
 		":one":      number(1),
+		":nowUnix":  number(now.Unix()),
 	}
 	if exp := ws.ExpiresAt(now); exp > 0 {
 		update += ", expiresAt = :exp"
 		values[":exp"] = number(exp)
+	} else {
+		update += " REMOVE expiresAt"
 	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table(schema.UsersTable),
 		Key:                       map[string]types.AttributeValue{attrPK: str(sealed.userKey)},
 		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("attribute_not_exists(expiresAt) OR expiresAt >= :nowUnix"),
 		ExpressionAttributeValues: values,
 	})
-	return mapError("touch user", err)
+	if err = mapError("touch user", err); !errors.Is(err, waymark.ErrConflict) {
+		return err
+	}
+	// Expired: start over, keeping only the version counter so that a
+	// writer that read the expired item still conflicts.
+	replace := "SET username = :username, dk = :dk, firstSeenAt = :now, lastSeenAt = :now, v = v + :one"
+	remove := " REMOVE email, firstname, lastname, #role, signUpAt, props"
+	if _, ok := values[":exp"]; ok {
+		replace += ", expiresAt = :exp"
+	} else {
+		remove += ", expiresAt"
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table(schema.UsersTable),
+		Key:                       map[string]types.AttributeValue{attrPK: str(sealed.userKey)},
+		UpdateExpression:          aws.String(replace + remove),
+		ConditionExpression:       aws.String("expiresAt < :nowUnix"),
+		ExpressionAttributeNames:  map[string]string{"#role": "role"},
+		ExpressionAttributeValues: values,
+	})
+	if err = mapError("replace expired user", err); errors.Is(err, waymark.ErrConflict) {
+		// Someone refreshed it meanwhile: it is live again, which is all a
+		// touch needs.
+		return nil
+	}
+	return err
 }

@@ -53,8 +53,16 @@ var (
 	}}
 )
 
+// Server serves the server API (/v1/server/...), authenticated by a
+// workspace secret key: server-side identify, feedback listing, export and
+// erasure. One function, because these calls are rare next to the snippet's
+// and share everything but their handler.
+var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true, Tables: map[string]Access{
+	schema.WorkspacesTable: Read, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite, schema.FeedbackTable: ReadWrite,
+}}
+
 // Functions lists every function, in a stable order.
-func Functions() []Function { return []Function{Identify, Events, State, Feedback} }
+func Functions() []Function { return []Function{Identify, Events, State, Feedback, Server} }
 
 // Table lists every route.
 func Table() []Route {
@@ -63,6 +71,10 @@ func Table() []Route {
 		{Method: "POST", Path: "/v1/events", Function: Events.Name},
 		{Method: "POST", Path: "/v1/state", Function: State.Name},
 		{Method: "POST", Path: "/v1/feedback", Function: Feedback.Name},
+		{Method: "POST", Path: "/v1/server/identify", Function: Server.Name},
+		{Method: "GET", Path: "/v1/server/feedback", Function: Server.Name},
+		{Method: "POST", Path: "/v1/server/users/export", Function: Server.Name},
+		{Method: "POST", Path: "/v1/server/users/delete", Function: Server.Name},
 	}
 }
 

@@ -170,6 +170,7 @@ var Feedback = Table{
 		{Name: "createdAt", Holds: "creation time", Protection: Clear},
 		{Name: "rating", Holds: "rating given in the widget", Protection: Clear},
 		{Name: "category", Holds: "category chosen in the widget", Protection: Clear},
+		{Name: "username", Holds: "the sender's username (for the workspace's feedback list)", Personal: true, Protection: Sealed},
 		{Name: "text", Holds: "feedback text", Personal: true, Protection: Sealed},
 		{Name: "environment", Holds: "page URL, user agent, language, platform, viewport (JSON)", Personal: true, Protection: Sealed},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},

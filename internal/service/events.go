@@ -52,6 +52,7 @@ func (s *Service) RecordEvents(ctx context.Context, call Call, req *waymark.Even
 		return nil, err
 	}
 
+	items = forgetExpired(items, now)
 	byKey := make(map[waymark.ContentKey]*waymark.ContentItem, len(items))
 	for _, c := range items {
 		byKey[c.Key] = c
@@ -70,7 +71,16 @@ func (s *Service) RecordEvents(ctx context.Context, call Call, req *waymark.Even
 	for i, k := range order {
 		wg.Go(func() { results[i] = s.applyGroup(ctx, call, ws, userKey, byKey[k], k, groups[k], now) })
 	}
+	var refreshErr error
+	written := make(map[waymark.ContentKey]bool, len(groups))
+	for k := range groups {
+		written[k] = true
+	}
+	wg.Go(func() { refreshErr = s.refreshRetention(ctx, ws, userKey, items, written, now) })
 	wg.Wait()
+	if refreshErr != nil {
+		return nil, refreshErr
+	}
 
 	accepted := 0
 	var errs []error
@@ -133,6 +143,8 @@ func (s *Service) applyGroup(ctx context.Context, call Call, ws *waymark.Workspa
 		switch {
 		case errors.Is(err, waymark.ErrNotFound):
 			fresh = nil
+		case fresh.Expired(now):
+			fresh.Forget()
 		case err != nil:
 			return groupResult{err: err}
 		case writer == call.RequestID && fresh.Version == readVersion+1:

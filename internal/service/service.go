@@ -29,6 +29,11 @@ type Store interface {
 	PutContent(ctx context.Context, ws *waymark.Workspace, userKey string, w *dynamo.ContentWrite, requestID string, now time.Time) error
 	PrepareFeedback(ctx context.Context, ws *waymark.Workspace, fb *waymark.Feedback) (*dynamo.FeedbackWrite, error)
 	PutFeedback(ctx context.Context, w *dynamo.FeedbackWrite) error
+	SetContentExpiry(ctx context.Context, userKey string, key waymark.ContentKey, expiresAt int64) error
+	ListFeedback(ctx context.Context, ws *waymark.Workspace, month string, after *dynamo.FeedbackPosition, since time.Time, limit int) ([]*waymark.Feedback, *dynamo.FeedbackPosition, error)
+	UserFeedback(ctx context.Context, ws *waymark.Workspace, userKey string) ([]*waymark.Feedback, error)
+	SurveyAnswers(ctx context.Context, ws *waymark.Workspace, userKey string) (map[string]any, error)
+	EraseUser(ctx context.Context, userKey string) (int, error)
 }
 
 var _ Store = (*dynamo.Store)(nil)
@@ -73,6 +78,8 @@ type Call struct {
 	Origin string
 	// RequestID identifies the call in logs and marks its writes.
 	RequestID string
+	// Authorization is the Authorization header (server API only).
+	Authorization string
 }
 
 // authorize finds the workspace and checks that the call may act for the
@@ -108,8 +115,6 @@ type IdentifyResult struct {
 }
 
 // Identify upserts the user information object and returns the user's state.
-// It makes two sequential round trips: the user and the state are read in
-// parallel, then the user is written over the version read.
 func (s *Service) Identify(ctx context.Context, call Call, req *waymark.IdentifyRequest) (*IdentifyResult, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -118,7 +123,15 @@ func (s *Service) Identify(ctx context.Context, call Call, req *waymark.Identify
 	if err != nil {
 		return nil, err
 	}
-	userKey := ws.UserKey(req.User.Username)
+	return s.identify(ctx, call, ws, req.User)
+}
+
+// identify makes two sequential round trips: the user and the state are read
+// in parallel, then the user is written over the version read (while the
+// retention of untouched state items is refreshed).
+func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace, in waymark.UserInput) (*IdentifyResult, error) {
+	userKey := ws.UserKey(in.Username)
+	now := s.opts.Now().UTC()
 	var (
 		user              *waymark.User
 		items             []*waymark.ContentItem
@@ -131,19 +144,27 @@ func (s *Service) Identify(ctx context.Context, call Call, req *waymark.Identify
 	if stateErr != nil {
 		return nil, stateErr
 	}
+	items = forgetExpired(items, now)
+	var refreshErr error
+	wg.Go(func() { refreshErr = s.refreshRetention(ctx, ws, userKey, items, nil, now) })
 	for attempt := 1; ; attempt++ {
 		if errors.Is(userErr, waymark.ErrNotFound) {
 			user, userErr = &waymark.User{Key: userKey}, nil
 		}
 		if userErr != nil {
+			wg.Wait()
 			return nil, userErr
 		}
-		now := s.opts.Now().UTC()
-		profile, err := user.Profile.Merge(req.User)
+		if user.Expired(now) {
+			// Past its retention: start over, over the same item.
+			user = &waymark.User{Key: userKey, Version: user.Version}
+		}
+		profile, err := user.Profile.Merge(in)
 		if err != nil {
+			wg.Wait()
 			return nil, err
 		}
-		user.Username, user.Profile, user.LastSeenAt = req.User.Username, profile, now
+		user.Username, user.Profile, user.LastSeenAt = in.Username, profile, now
 		if user.FirstSeenAt.IsZero() {
 			user.FirstSeenAt = now
 		}
@@ -152,25 +173,75 @@ func (s *Service) Identify(ctx context.Context, call Call, req *waymark.Identify
 			break
 		}
 		if !errors.Is(err, waymark.ErrConflict) {
+			wg.Wait()
 			return nil, err
 		}
 		// A conflict is either another writer or our own earlier attempt,
 		// applied but unanswered, that the SDK retried.
 		if mine, err := s.store.UserWrittenBy(ctx, userKey, call.RequestID); err != nil {
+			wg.Wait()
 			return nil, err
 		} else if mine {
 			break
 		}
 		if attempt >= s.opts.MaxAttempts {
+			wg.Wait()
 			return nil, waymark.ErrUnavailable("too much contention on this user")
 		}
 		backoff(ctx, attempt)
 		user, userErr = s.store.GetUser(ctx, ws, userKey)
 	}
+	wg.Wait()
+	if refreshErr != nil {
+		return nil, refreshErr
+	}
 	return &IdentifyResult{
 		User:  UserSeen{FirstSeenAt: waymark.FormatTime(user.FirstSeenAt), LastSeenAt: waymark.FormatTime(user.LastSeenAt)},
 		State: waymark.StateOf(items),
 	}, nil
+}
+
+// forgetExpired empties items past their retention: DynamoDB's time to live
+// removes them only later, and until then they must not count.
+func forgetExpired(items []*waymark.ContentItem, now time.Time) []*waymark.ContentItem {
+	for _, c := range items {
+		if c.Expired(now) {
+			c.Forget()
+		}
+	}
+	return items
+}
+
+// retentionSlack is how stale an item's expiry may get before activity
+// refreshes it: at most one refresh write per item and day.
+const retentionSlack = 24 * 60 * 60
+
+// refreshRetention moves the expiry of a user's content items that this
+// call does not write, so that the data of an active user does not expire
+// while the user is active, and a workspace's new retention reaches old items.
+func (s *Service) refreshRetention(ctx context.Context, ws *waymark.Workspace, userKey string, items []*waymark.ContentItem, written map[waymark.ContentKey]bool, now time.Time) error {
+	want := ws.ExpiresAt(now)
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range items {
+		stale := want == 0 && c.ExpiresAt != 0 || want > 0 && c.ExpiresAt < want-retentionSlack
+		if !stale || written[c.Key] || c.UpdatedAt.IsZero() {
+			continue
+		}
+		wg.Go(func() {
+			if err := s.store.SetContentExpiry(ctx, userKey, c.Key, want); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return firstAppError(errs)
+	}
+	return nil
 }
 
 // StateResult is the answer to state.
@@ -192,7 +263,7 @@ func (s *Service) State(ctx context.Context, call Call, req *waymark.StateReques
 	if err != nil {
 		return nil, err
 	}
-	return &StateResult{State: waymark.StateOf(items)}, nil
+	return &StateResult{State: waymark.StateOf(forgetExpired(items, s.opts.Now()))}, nil
 }
 
 // FeedbackResult is the answer to feedback.
@@ -215,7 +286,7 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 	now := s.opts.Now().UTC()
 	userKey := ws.UserKey(req.Username)
 	fb := &waymark.Feedback{
-		ID: waymark.NewID(), UserKey: userKey, Text: req.Text, Rating: req.Rating,
+		ID: waymark.NewID(), UserKey: userKey, Username: req.Username, Text: req.Text, Rating: req.Rating,
 		Category: req.Category, Environment: req.Environment, CreatedAt: now,
 	}
 	sealedName, err := s.store.SealUsername(ctx, ws, userKey, req.Username)

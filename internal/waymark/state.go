@@ -142,6 +142,21 @@ type ContentItem struct {
 
 	// Version counts writes of the item (optimistic concurrency).
 	Version int64
+	// ExpiresAt is when the workspace's retention lets the item go (unix
+	// seconds, 0 = kept).
+	ExpiresAt int64
+}
+
+// Expired reports whether the item outlived its retention. DynamoDB's time
+// to live deletes such items only some time later, so they are treated as
+// gone as soon as they expire.
+func (c *ContentItem) Expired(now time.Time) bool {
+	return c.ExpiresAt > 0 && c.ExpiresAt < now.Unix()
+}
+
+// Forget empties an expired item, keeping only what a write over it needs.
+func (c *ContentItem) Forget() {
+	*c = ContentItem{Key: c.Key, Version: c.Version}
 }
 
 // HasSeen reports whether an event id was already applied.
@@ -305,6 +320,10 @@ func StateOf(items []*ContentItem) State {
 }
 
 func (st State) add(c *ContentItem) {
+	if c.UpdatedAt.IsZero() {
+		// A forgotten (expired) item: nothing to show.
+		return
+	}
 	updated := formatTime(c.UpdatedAt)
 	switch c.Key.Kind {
 	case KindTour:

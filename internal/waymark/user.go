@@ -21,6 +21,14 @@ type User struct {
 	FirstSeenAt time.Time
 	LastSeenAt  time.Time
 	Version     int64
+	// ExpiresAt is when the workspace's retention lets the user go (unix
+	// seconds, 0 = kept).
+	ExpiresAt int64
+}
+
+// Expired reports whether the user outlived the workspace's retention.
+func (u *User) Expired(now time.Time) bool {
+	return u.ExpiresAt > 0 && u.ExpiresAt < now.Unix()
 }
 
 // Merge applies an identify's user object to the stored profile: standard
@@ -68,9 +76,11 @@ func (p Profile) Merge(in UserInput) (Profile, error) {
 type Feedback struct {
 	ID          string
 	UserKey     string
+	Username    string
 	Text        string
 	Rating      *int
 	Category    string
 	Environment *Environment
 	CreatedAt   time.Time
+	ExpiresAt   int64
 }

@@ -91,13 +91,78 @@ const lowerAlphanumeric = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 // AddKey adds a server API key and returns it; only its hash is kept. The
 // key names its workspace so the server API finds the workspace without a
-// secondary index: wmk_<code>_<id>_<secret>.
+// secondary index: wmk_<code>_<id>_<64 hex digits>. The id and secret hold
+// no '_', so a code that does still parses from the right.
 func (w *Workspace) AddKey(now time.Time) string {
 	id := randomToken(8, lowerAlphanumeric)
-	key := "wmk_" + w.Code + "_" + id + "_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
-	sum := sha256.Sum256([]byte(key))
-	w.Keys = append(w.Keys, APIKey{ID: id, Hash: hex.EncodeToString(sum[:]), CreatedAt: now.UTC()})
+	key := apiKeyPrefix + w.Code + "_" + id + "_" + hex.EncodeToString(randomBytes(32))
+	w.Keys = append(w.Keys, APIKey{ID: id, Hash: hashKey(key), CreatedAt: now.UTC()})
 	return key
+}
+
+const apiKeyPrefix = "wmk_"
+
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseAPIKey splits a server API key into its workspace code and key id.
+func ParseAPIKey(key string) (code, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, apiKeyPrefix)
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '_')
+	if i < 0 || len(rest)-i-1 != 64 {
+		return "", "", false
+	}
+	rest = rest[:i]
+	j := strings.LastIndexByte(rest, '_')
+	if j <= 0 {
+		return "", "", false
+	}
+	return rest[:j], rest[j+1:], true
+}
+
+// CheckAPIKey finds the workspace's live key that matches, comparing hashes
+// in constant time. Every failure is the same unauthorized error, so a
+// caller learns nothing about which part was wrong.
+func (w *Workspace) CheckAPIKey(key string) (*APIKey, error) {
+	unauthorized := Errorf(EUnauthorized, "missing, unknown or revoked secret key")
+	_, id, ok := ParseAPIKey(key)
+	if !ok {
+		return nil, unauthorized
+	}
+	given := hashKey(key)
+	for i := range w.Keys {
+		k := &w.Keys[i]
+		if k.ID == id && k.RevokedAt.IsZero() && subtle.ConstantTimeCompare([]byte(k.Hash), []byte(given)) == 1 {
+			return k, nil
+		}
+	}
+	return nil, unauthorized
+}
+
+// RevokeKey revokes a key by id; revoking twice is fine, an unknown id is
+// an error.
+func (w *Workspace) RevokeKey(id string, now time.Time) error {
+	for i := range w.Keys {
+		if w.Keys[i].ID == id {
+			if w.Keys[i].RevokedAt.IsZero() {
+				w.Keys[i].RevokedAt = now.UTC()
+			}
+			return nil
+		}
+	}
+	return Invalid("keyId", "no key %q in this workspace", id)
+}
+
+// RotateHMACSecret replaces the identity-verification secret. User keys do
+// not change: they are keyed by the separate user-key secret.
+func (w *Workspace) RotateHMACSecret() string {
+	w.HMACSecret = hex.EncodeToString(randomBytes(32))
+	return w.HMACSecret
 }
 
 // UserKey is the keyed hash that stands for a username in every table key.

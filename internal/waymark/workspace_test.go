@@ -95,3 +95,32 @@ func TestNewWorkspaceKey(t *testing.T) {
 		t.Fatalf("empty name: %v", err)
 	}
 }
+
+func TestAPIKeys(t *testing.T) {
+	ws, key, err := NewWorkspace(NewWorkspaceOptions{Name: "Acme", Code: "team_a-1"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, id, ok := ParseAPIKey(key)
+	if !ok || code != "team_a-1" || id != ws.Keys[0].ID {
+		t.Fatalf("parse %q: %q %q %v", key, code, id, ok)
+	}
+	if _, err := ws.CheckAPIKey(key); err != nil {
+		t.Fatal(err)
+	}
+	second := ws.AddKey(t0)
+	for _, bad := range []string{"", "wmk_", key[:len(key)-1] + "0", strings.Replace(key, "team_a-1", "other", 1), second + "x"} {
+		if _, err := ws.CheckAPIKey(bad); ErrorCode(err) != EUnauthorized {
+			t.Errorf("key %q: %v", bad, err)
+		}
+	}
+	if err := ws.RevokeKey(ws.Keys[0].ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.CheckAPIKey(key); ErrorCode(err) != EUnauthorized {
+		t.Fatal("a revoked key still works")
+	}
+	if _, err := ws.CheckAPIKey(second); err != nil {
+		t.Fatal("revoking one key revoked another")
+	}
+}

@@ -1,0 +1,243 @@
+/* Waymark browser snippet: sends onboarding events and reads the user's
+ * onboarding state. No dependencies, no build step; see the README. */
+((w) => {
+  'use strict';
+  const stub = w.waymark || {};
+  // A second copy on the page leaves the first one, its queue and timers be.
+  if (stub.version) return;
+
+  const BATCH = 25; // the API's limit per request
+  const DELAY = 250; // ms: calls made together share a request
+  const KEEP = 1000; // a user offline for good must not fill the storage
+  const endpoints = stub.e || {};
+  const listeners = [];
+  const reported = {};
+  const memory = {};
+  let early = []; // tracked before init
+  let cfg = null;
+  let state = null;
+  let timer = 0;
+  let sending = false;
+  let attempt = 0;
+
+  const error = (r) => r.body?.error || {};
+  // Once per error code: a broken installation would repeat it per event.
+  const report = (r) => {
+    const e = error(r);
+    const code = e.code || 'http_' + r.status;
+    if (reported[code]) return;
+    reported[code] = 1;
+    w.console.error('waymark: ' + r.status + ' ' + code + (e.message ? ': ' + e.message : ''));
+  };
+
+  // Pending events are kept in localStorage, per caller, until the server
+  // acknowledges them: a reload or a closed tab loses nothing. Memory stands
+  // in where storage is unavailable (disabled, private mode, full).
+  const key = () => 'waymark:' + cfg.workspace + ':' + cfg.user.username;
+  const load = () => {
+    try {
+      const v = w.localStorage.getItem(key());
+      if (v) return JSON.parse(v);
+    } catch { /* memory */ }
+    return memory[key()] || [];
+  };
+  const save = (list) => {
+    memory[key()] = list;
+    try {
+      if (list.length) w.localStorage.setItem(key(), JSON.stringify(list));
+      else w.localStorage.removeItem(key());
+    } catch {
+      // A stale copy left in storage would hide the newer one in memory.
+      try { w.localStorage.removeItem(key()); } catch { /* unavailable */ }
+    }
+  };
+  // Read, change and write in one task, so that another tab of the same
+  // user doing the same never overwrites an event it has not seen.
+  const add = (events) => save(load().concat(events).slice(-KEEP));
+  const drop = (batch) => {
+    const ids = batch.map((e) => e.id);
+    save(load().filter((e) => !ids.includes(e.id)));
+  };
+
+  // randomUUID exists only in secure contexts; plain http gets the same
+  // version 4 layout from getRandomValues.
+  const uuid = () => w.crypto.randomUUID?.() ||
+    Array.from(w.crypto.getRandomValues(new Uint8Array(16)), (b, i) =>
+      (i === 6 ? (b & 15) | 64 : i === 8 ? (b & 63) | 128 : b).toString(16).padStart(2, '0') +
+      ([3, 5, 7, 9].includes(i) ? '-' : '')).join('');
+
+  const caller = (c) => ({ workspace: c.workspace, username: c.user.username, hmac: c.hmac });
+
+  // A string body with no Content-Type of ours goes as text/plain, a
+  // CORS-safelisted type: no preflight, one request per call. No cookies:
+  // the body says who calls.
+  const post = (c, path, body, keepalive) => w.fetch(c.endpoint + path, {
+    method: 'POST', body: JSON.stringify(body), credentials: 'omit', keepalive,
+  }).then((r) => r.json().catch(() => null).then((json) =>
+    ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: json })));
+  const ok = (r) => r.status >= 200 && r.status < 300;
+
+  const setState = (s) => {
+    if (!s) return;
+    state = s;
+    for (const fn of listeners) {
+      try { fn(s); } catch (e) { w.console.error(e); }
+    }
+  };
+
+  const wake = (ms) => {
+    w.clearTimeout(timer);
+    timer = w.setTimeout(pump, ms);
+  };
+
+  // pump takes the caller's next step, one request at a time: identify (or
+  // read the state if the profile was refused), then the pending events,
+  // oldest first.
+  const pump = async () => {
+    timer = 0;
+    const c = cfg;
+    // Offline for sure: the 'online' event starts it again.
+    if (!c || sending || c.halted || w.navigator.onLine === false) return;
+    let path = '/v1/events';
+    let body = caller(c);
+    let batch = [];
+    if (!c.identified) {
+      path = '/v1/identify';
+      body = { workspace: c.workspace, user: c.user, hmac: c.hmac };
+    } else if (c.stateless) {
+      path = '/v1/state';
+    } else {
+      batch = load().slice(0, BATCH);
+      if (!batch.length) return;
+      body.events = batch;
+    }
+    sending = true;
+    const r = await post(c, path, body).catch(() => ({ status: 0 }));
+    sending = false;
+    // init was called again meanwhile: this answer is another caller's.
+    if (c !== cfg) return pump();
+    const s = r.status;
+    if (ok(r)) {
+      attempt = 0;
+      c.identified = true;
+      c.stateless = false;
+      drop(batch);
+      setState(r.body?.state);
+      c.done(state);
+    } else if (!s || s === 429 || s >= 500) {
+      // Worth another try, with the same event ids: the server's
+      // idempotency counts each event once. The delay doubles up to a
+      // minute, half of it random so that clients cut off together do not
+      // come back together, and honours Retry-After.
+      const span = Math.min(60000, 1000 * 2 ** attempt++);
+      return wake(Math.max(span / 2 + Math.random() * span / 2, Number(r.retryAfter) * 1000 || 0));
+    } else {
+      report(r);
+      if (s === 401 || s === 403 || s === 404) {
+        // Identity, origin or workspace refused: so would every call be.
+        // The events stay stored for an init that gets it right.
+        c.halted = true;
+        return c.done(null);
+      }
+      if (batch.length) {
+        // A refused batch would be refused again. The server names the
+        // first bad event: only it goes, or all if none is named.
+        const bad = batch[/^events\[(\d+)\]/.exec(error(r).field)?.[1]];
+        drop(bad ? [bad] : batch);
+      } else {
+        // The profile broke a limit; the state and events do not need it.
+        c.identified = true;
+        c.stateless = path !== '/v1/state';
+        if (!c.stateless) c.done(null);
+      }
+    }
+    pump();
+  };
+
+  const init = (workspace, opts = {}) => {
+    const user = opts.user || {};
+    const region = opts.region || 'eu';
+    const endpoint = (opts.endpoint || endpoints[region] || '').replace(/\/+$/, '');
+    if (!workspace || !user.username || !endpoint) {
+      w.console.error('waymark: init needs a workspace, user.username and an endpoint for region ' + region);
+      return Promise.resolve(null);
+    }
+    attempt = 0;
+    state = null;
+    const ready = new Promise((done) => {
+      cfg = { workspace, user, hmac: opts.hmac, endpoint, done };
+    });
+    add(early);
+    early = [];
+    wake(0);
+    return ready;
+  };
+
+  const track = (content, contentId, action, extra = {}) => {
+    const ev = { id: uuid(), content, contentId, action, at: new Date().toISOString() };
+    for (const k of ['step', 'item', 'answer']) if (extra[k] != null) ev[k] = extra[k];
+    if (!cfg) {
+      early.push(ev);
+    } else {
+      add([ev]);
+      // Keep a pending retry's delay; else wait for the calls that follow.
+      if (!timer) timer = w.setTimeout(pump, load().length >= BATCH ? 0 : DELAY);
+    }
+    return ev.id;
+  };
+
+  // Feedback carries no id the server could deduplicate by, so it is sent
+  // once, not retried: the promise tells the widget whether it arrived.
+  const feedback = (fb = {}) => {
+    const c = cfg;
+    if (!c) return Promise.reject(new Error('waymark: call init first'));
+    const n = w.navigator;
+    const environment = {
+      url: w.location.href.slice(0, 2048),
+      userAgent: (n.userAgent || '').slice(0, 512),
+      language: (n.language || '').slice(0, 35),
+      platform: (n.userAgentData?.platform || n.platform || '').slice(0, 64),
+      viewportWidth: w.innerWidth,
+      viewportHeight: w.innerHeight,
+    };
+    return post(c, '/v1/feedback', { ...caller(c), text: fb.text, rating: fb.rating, category: fb.category, environment })
+      .then((r) => {
+        if (ok(r)) return r.body;
+        report(r);
+        const code = error(r).code || 'http_' + r.status;
+        throw Object.assign(new Error('waymark: feedback refused: ' + code), { status: r.status, code });
+      });
+  };
+
+  // A listener added late hears the current state at once.
+  const on = (name, fn) => {
+    if (name !== 'state') return;
+    listeners.push(fn);
+    if (state) fn(state);
+  };
+
+  // Leaving the page (or entering the back-forward cache): keepalive lets
+  // the pending events outlive it. They stay stored until acknowledged, so
+  // a lost answer means one more sending on the next load, counted once.
+  w.addEventListener('pagehide', () => {
+    const c = cfg;
+    const batch = c && !c.halted ? load().slice(0, BATCH) : [];
+    if (!batch.length) return;
+    post(c, '/v1/events', { ...caller(c), events: batch }, true).then((r) => {
+      if (c === cfg && ok(r)) {
+        drop(batch);
+        setState(r.body?.state);
+      }
+    }, () => { /* stays stored */ });
+  });
+
+  w.addEventListener('online', () => {
+    attempt = 0;
+    wake(0);
+  });
+
+  const api = { version: 1, e: endpoints, init, track, feedback, on, state: () => state };
+  w.waymark = api;
+  // Replay, in order, what the page asked of the installation's stub.
+  for (const [method, args] of stub.q || []) api[method]?.(...args);
+})(window);
