@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -108,8 +109,12 @@ func remember(values ...string) {
 // personal value the tests sent appears in them.
 func scanForPlaintext(ctx context.Context) int {
 	var dump bytes.Buffer
-	items := 0
+	items, undeclared := 0, 0
 	for _, t := range schema.All() {
+		declared := map[string]bool{}
+		for _, a := range t.Attributes {
+			declared[a.Name] = true
+		}
 		in := &dynamodb.ScanInput{TableName: &[]string{stack.Tables[t.Name]}[0]}
 		for {
 			out, err := db.Scan(ctx, in)
@@ -119,8 +124,12 @@ func scanForPlaintext(ctx context.Context) int {
 			}
 			for _, it := range out.Items {
 				items++
-				for _, av := range it {
+				for name, av := range it {
 					dumpValue(&dump, av)
+					if !declared[name] {
+						fmt.Fprintf(os.Stderr, "%s item has attribute %q that the schema (and so the data inventory) does not declare\n", t.Name, name)
+						undeclared++
+					}
 				}
 			}
 			if len(out.LastEvaluatedKey) == 0 {
@@ -145,7 +154,7 @@ func scanForPlaintext(ctx context.Context) int {
 		return true
 	})
 	fmt.Printf("plaintext scan: %d items, %d personal values checked, %d found\n", items, checked, failed)
-	if failed > 0 || checked == 0 || items == 0 {
+	if failed > 0 || undeclared > 0 || checked == 0 || items == 0 {
 		return 1
 	}
 	return 0
@@ -206,7 +215,13 @@ func routeOf(t testing.TB, function string) routes.Route {
 // document.
 func invokeWith(t testing.TB, hs map[string]apigw.Handler, function, body string, headers map[string]string) response {
 	t.Helper()
-	route := routeOf(t, function)
+	return invokeRoute(t, hs, routeOf(t, function), body, headers, nil)
+}
+
+// invokeRoute sends a request to the function of one route.
+func invokeRoute(t testing.TB, hs map[string]apigw.Handler, route routes.Route, body string, headers map[string]string, query url.Values) response {
+	t.Helper()
+	function := route.Function
 	h := map[string]string{"content-type": "application/json", "user-agent": "waymark-tests"}
 	for k, v := range headers {
 		if v == "" {
@@ -216,11 +231,17 @@ func invokeWith(t testing.TB, hs map[string]apigw.Handler, function, body string
 		}
 	}
 	req := events.APIGatewayV2HTTPRequest{
-		Version: "2.0", RouteKey: route.RouteKey(), RawPath: route.Path, Headers: h, Body: body,
+		Version: "2.0", RouteKey: route.RouteKey(), RawPath: route.Path, Headers: h, Body: body, RawQueryString: query.Encode(),
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
 			RequestID: waymark.NewID(), Stage: "$default", RouteKey: route.RouteKey(),
 			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: route.Method, Path: route.Path, Protocol: "HTTP/1.1", SourceIP: "127.0.0.1", UserAgent: "waymark-tests"},
 		},
+	}
+	if len(query) > 0 {
+		req.QueryStringParameters = map[string]string{}
+		for k := range query {
+			req.QueryStringParameters[k] = query.Get(k)
+		}
 	}
 	resp, err := hs[function](context.Background(), req)
 	if err != nil {
@@ -236,7 +257,11 @@ func invokeWith(t testing.TB, hs map[string]apigw.Handler, function, body string
 	for k, v := range resp.Headers {
 		respHeaders.Set(k, v)
 	}
-	if err := spec.Check(route.Method, route.Path, reqHeaders, []byte(body), resp.StatusCode, respHeaders, []byte(resp.Body)); err != nil {
+	path := route.Path
+	if len(query) > 0 {
+		path += "?" + query.Encode()
+	}
+	if err := spec.Check(route.Method, path, reqHeaders, []byte(body), resp.StatusCode, respHeaders, []byte(resp.Body)); err != nil {
 		t.Errorf("%s: OpenAPI: %v\nrequest: %.300s\nresponse %d: %.300s", function, err, body, resp.StatusCode, resp.Body)
 	}
 	out := response{Status: resp.StatusCode, Headers: resp.Headers}

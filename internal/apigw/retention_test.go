@@ -1,0 +1,140 @@
+package apigw_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/waymarkhq/waymark/internal/apigw"
+	"github.com/waymarkhq/waymark/internal/dynamo"
+	"github.com/waymarkhq/waymark/internal/envelope"
+	"github.com/waymarkhq/waymark/internal/schema"
+	"github.com/waymarkhq/waymark/internal/service"
+	"github.com/waymarkhq/waymark/internal/waymark"
+	"github.com/waymarkhq/waymark/internal/wiring"
+)
+
+// clock is a settable time for the service under test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// expiries reads expiresAt of every item of a user key, by table and sort key.
+func expiries(t *testing.T, userKey string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, tb := range []string{schema.UsersTable, schema.ContentStateTable, schema.FeedbackTable} {
+		res, err := db.Query(context.Background(), &dynamodb.QueryInput{
+			TableName:                 &[]string{stack.Tables[tb]}[0],
+			KeyConditionExpression:    &[]string{"pk = :pk"}[0],
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: userKey}},
+			ConsistentRead:            &[]bool{true}[0],
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range res.Items {
+			name := tb
+			if sk, ok := item["sk"].(*types.AttributeValueMemberS); ok {
+				name += "/" + sk.Value
+			}
+			if tb == schema.FeedbackTable {
+				name = tb
+			}
+			var exp int64
+			if v, ok := item[schema.TTLAttribute].(*types.AttributeValueMemberN); ok {
+				exp, _ = strconv.ParseInt(v.Value, 10, 64)
+			}
+			out[name] = exp
+		}
+	}
+	return out
+}
+
+func TestRetentionSetsAndRefreshesExpiry(t *testing.T) {
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
+	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	cfg := stack.Config()
+	dbClient, kmsClient, err := cfg.Clients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{})
+	svc := service.New(dynamo.New(dbClient, env, cfg.Tables), service.Options{Now: clk.Now})
+	hs := apigw.New(svc, wiring.Logger(&logBuffer, "info")).Handlers()
+	user := uniqueUser(t)
+	key := ws.UserKey(user)
+	day := int64(24 * 60 * 60)
+	start := clk.Now().Unix()
+
+	call := func(fn string, body map[string]any) {
+		t.Helper()
+		r := invokeWith(t, hs, fn, mustJSON(body), nil)
+		if r.Status/100 != 2 {
+			t.Fatalf("%s: %d %v", fn, r.Status, r.Body)
+		}
+	}
+	call("identify", map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user}})
+	call("events", map[string]any{"workspace": ws.Code, "username": user, "events": []any{
+		map[string]any{"id": "r1", "content": "tour", "contentId": "t", "action": "finished", "at": "2026-01-01T00:00:00Z"},
+		map[string]any{"id": "r2", "content": "hint", "contentId": "h", "action": "displayed", "at": "2026-01-01T00:00:00Z"},
+	}})
+	call("feedback", map[string]any{"workspace": ws.Code, "username": user, "text": "retained for 30 days"})
+	remember("retained for 30 days")
+	for name, exp := range expiries(t, key) {
+		if exp != start+30*day {
+			t.Errorf("%s expires at %d, want %d (30 days on)", name, exp, start+30*day)
+		}
+	}
+
+	// Ten days later the user comes back and sees the hint again: the user
+	// item and the hint are written, the tour's expiry is refreshed, the
+	// feedback keeps its own.
+	clk.Set(clk.Now().Add(10 * 24 * time.Hour))
+	later := clk.Now().Unix()
+	call("events", map[string]any{"workspace": ws.Code, "username": user, "events": []any{
+		map[string]any{"id": "r3", "content": "hint", "contentId": "h", "action": "displayed", "at": "2026-01-02T00:00:00Z"},
+	}})
+	got := expiries(t, key)
+	want := map[string]int64{
+		schema.UsersTable:                    later + 30*day,
+		schema.ContentStateTable + "/hint#h": later + 30*day,
+		schema.ContentStateTable + "/tour#t": later + 30*day,
+		schema.FeedbackTable:                 start + 30*day,
+	}
+	for name, exp := range want {
+		if got[name] != exp {
+			t.Errorf("after activity, %s expires at %d, want %d", name, got[name], exp)
+		}
+	}
+
+	// Past the retention without activity, the data is gone for every
+	// reader even before DynamoDB's time to live removes it.
+	clk.Set(clk.Now().Add(31 * 24 * time.Hour))
+	r := invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": ws.Code, "username": user}), nil)
+	if r.Status != 200 || mustJSON(r.Body["state"]) != `{"announcements":{},"checklists":{},"hints":{},"surveys":{},"tours":{}}` {
+		t.Fatalf("state of an expired user: %v", r.Body)
+	}
+	r = invokeWith(t, hs, "identify", mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user}}), nil)
+	if u := r.Body["user"].(map[string]any); r.Status != 200 || u["firstSeenAt"] != u["lastSeenAt"] {
+		t.Fatalf("an expired user did not start over: %v", r.Body)
+	}
+}
