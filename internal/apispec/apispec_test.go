@@ -60,6 +60,38 @@ func errorBody(code string) string {
 	return `{"error":{"code":"` + code + `","message":"something"}}`
 }
 
+// serverKey has the shape of a workspace secret key: wmk_<code>_<id>_<64 hex>.
+var serverKey = "wmk_acme-prod_k3y1d000_" + strings.Repeat("0123456789abcdef", 4)
+
+// serverPost is a POST to the server API, authenticated by serverKey.
+func serverPost(path, body string, status int, respBody string) call {
+	c := post(path, body, status, respBody)
+	c.reqHeaders.Set("Authorization", "Bearer "+serverKey)
+	return c
+}
+
+// serverGet is a GET of the server API (path with its query), authenticated
+// by serverKey.
+func serverGet(path string, status int, respBody string) call {
+	return call{method: http.MethodGet, path: path, reqHeaders: http.Header{"Authorization": {"Bearer " + serverKey}},
+		status: status, respHdrs: withRequestID(jsonHeaders()), respBody: respBody}
+}
+
+// feedbackItem is one item of the server API's feedback listing, extra
+// holding its optional fields.
+func feedbackItem(id, extra string) string {
+	return `{"id":"` + id + `","username":"user-42","text":"Nice.","createdAt":"2026-01-02T03:04:05Z"` + extra + `}`
+}
+
+// export is an export answer; user is a JSON value (null or an object).
+func export(found bool, user, state, answers, feedback string) string {
+	f := "false"
+	if found {
+		f = "true"
+	}
+	return `{"found":` + f + `,"user":` + user + `,"state":` + state + `,"surveyAnswers":` + answers + `,"feedback":[` + feedback + `]}`
+}
+
 func TestDocumentIsValidAndLoadedOnce(t *testing.T) {
 	v1, err := New()
 	if err != nil {
@@ -81,6 +113,69 @@ func TestIdentifyPairPasses(t *testing.T) {
 		`"hmac":{"hash":"` + strings.Repeat("aB", 32) + `","expiration":1767322800}}`
 	resp := `{"user":{"firstSeenAt":"2026-01-02T03:04:05Z","lastSeenAt":"2026-01-02T03:04:05.123+01:00"},"state":` + fullState + `}`
 	if err := post("/v1/identify", req, http.StatusOK, resp).check(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerIdentifyPairPasses(t *testing.T) {
+	// The same user object as /v1/identify, with no workspace and no hmac:
+	// the key in the Authorization header stands for both.
+	req := `{"user":{"username":"user-42","email":"ada@example.com","lastname":null,"signUpAt":"2026-01-02T03:04:05Z",` +
+		`"props":{"plan":"pro","beta":null,"company":{"name":"Acme","size":{"bucket":1}}}}}`
+	resp := `{"user":{"firstSeenAt":"2026-01-02T03:04:05Z","lastSeenAt":"2026-01-02T03:04:05Z"},"state":` + fullState + `}`
+	if err := serverPost("/v1/server/identify", req, http.StatusOK, resp).check(t); err != nil {
+		t.Fatal(err)
+	}
+	// The public identify's body is refused: workspace and hmac are unknown
+	// properties here.
+	public := serverPost("/v1/server/identify", identify(`{"username":"u"}`), http.StatusOK, resp)
+	if err := public.check(t); err == nil {
+		t.Fatal("a server identify carrying workspace was answered 200 and passed")
+	}
+}
+
+func TestServerUnauthorizedPairPasses(t *testing.T) {
+	req := `{"username":"user-42"}`
+	missing := post("/v1/server/users/export", req, http.StatusUnauthorized,
+		`{"error":{"code":"unauthorized","message":"missing, unknown or revoked secret key"}}`)
+	if err := missing.check(t); err != nil {
+		t.Fatal(err)
+	}
+	// 401 has one code per kind of route: the public routes' HMAC codes are
+	// not the server API's, and unauthorized is not the public routes'.
+	if err := post("/v1/server/users/export", req, http.StatusUnauthorized, errorBody("hmac_invalid")).check(t); err == nil {
+		t.Fatal("hmac_invalid passed as a server API 401")
+	}
+	if err := post("/v1/state", `{"workspace":"acme-prod","username":"user-42"}`, http.StatusUnauthorized, errorBody("unauthorized")).check(t); err == nil {
+		t.Fatal("unauthorized passed as a public route's 401")
+	}
+}
+
+func TestExportNotFoundPasses(t *testing.T) {
+	c := serverPost("/v1/server/users/export", `{"username":"nobody"}`, http.StatusOK, export(false, "null", emptyState, "{}", ""))
+	if err := c.check(t); err != nil {
+		t.Fatal(err)
+	}
+	// found false means nothing at all is stored.
+	withUser := export(false, `{"username":"nobody","firstSeenAt":"2026-01-02T03:04:05Z","lastSeenAt":"2026-01-02T03:04:05Z"}`, emptyState, "{}", "")
+	withFeedback := export(false, "null", emptyState, "{}", feedbackItem("fb1", ""))
+	for name, body := range map[string]string{"a user": withUser, "feedback": withFeedback, "state": export(false, "null", fullState, "{}", "")} {
+		if err := serverPost("/v1/server/users/export", `{"username":"nobody"}`, http.StatusOK, body).check(t); err == nil {
+			t.Errorf("found false with %s passed", name)
+		}
+	}
+}
+
+func TestFeedbackPagePasses(t *testing.T) {
+	page := `{"items":[` +
+		feedbackItem("fb2", `,"rating":0,"category":"bug report","environment":{"url":"https://a.example/x","userAgent":"UA","language":"en-GB","platform":"Linux","viewportWidth":1280,"viewportHeight":720}`) + `,` +
+		feedbackItem("fb1", "") + `],"nextCursor":"eyJtIjoiMjAyNi0wMSJ9"}`
+	first := serverGet("/v1/server/feedback?since=2026-01-01T00:00:00Z&limit=2", http.StatusOK, page)
+	if err := first.check(t); err != nil {
+		t.Fatal(err)
+	}
+	last := serverGet("/v1/server/feedback?cursor=eyJtIjoiMjAyNi0wMSJ9&limit=2", http.StatusOK, `{"items":[]}`)
+	if err := last.check(t); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -160,6 +255,20 @@ func TestCalls(t *testing.T) {
 	textPlainInvalid.reqHeaders.Set("Content-Type", "text/plain")
 	noType := post("/v1/state", stateReq, http.StatusOK, okState)
 	noType.reqHeaders = nil
+	notFound := export(false, "null", emptyState, "{}", "")
+	exportReq := `{"username":"user-42"}`
+	exportUser := func(fields string) string {
+		return export(true, `{"username":"user-42"`+fields+`,"firstSeenAt":"2026-01-02T03:04:05Z","lastSeenAt":"2026-01-02T03:04:05Z"}`, emptyState, "{}", "")
+	}
+	page := func(items ...string) string { return `{"items":[` + strings.Join(items, ",") + `]}` }
+	usernames := func(n int) string {
+		return `{"usernames":[` + strings.Join(slices.Repeat([]string{`"u"`}, n), ",") + `]}`
+	}
+	eraseThrottled := serverPost("/v1/server/users/delete", usernames(1), http.StatusTooManyRequests, errorBody("throttled"))
+	eraseThrottled.respHdrs.Set("Retry-After", "1")
+	feedbackBody := serverGet("/v1/server/feedback", http.StatusUnsupportedMediaType, errorBody("unsupported_media_type"))
+	feedbackBody.reqHeaders.Set("Content-Type", "application/xml")
+	feedbackBody.reqBody = "<x/>"
 
 	for name, tc := range map[string]struct {
 		c    call
@@ -225,7 +334,45 @@ func TestCalls(t *testing.T) {
 		"preflight without origin":   {preflight(http.Header{"Access-Control-Request-Method": {"POST"}}, preflightResp, ""), false},
 		"no response headers":        {call{method: http.MethodPost, path: "/v1/state", reqHeaders: jsonHeaders(), reqBody: stateReq, status: 200, respBody: okState}, false},
 		"undocumented path":          {post("/v1/users", stateReq, 200, okState), false},
-		"undocumented method":        {call{method: http.MethodGet, path: "/v1/state", status: 200, respHdrs: withRequestID(jsonHeaders()), respBody: okState}, false},
+
+		"server identify with hmac":        {serverPost("/v1/server/identify", `{"user":{"username":"u"},"hmac":{"hash":"`+strings.Repeat("0", 64)+`"}}`, 200, identified), false},
+		"server identify props nested 4":   {serverPost("/v1/server/identify", `{"user":{"username":"u","props":{"a":{"b":{"c":{}}}}}}`, 200, identified), false},
+		"server identify echoes user":      {serverPost("/v1/server/identify", `{"user":{"username":"u"}}`, 200, `{"user":{"username":"u","firstSeenAt":"2026-01-02T03:04:05Z","lastSeenAt":"2026-01-02T03:04:05Z"},"state":`+emptyState+`}`), false},
+		"server workspace disabled":        {serverPost("/v1/server/identify", `{"user":{"username":"u"}}`, 403, errorBody("workspace_disabled")), true},
+		"server origin not allowed":        {serverPost("/v1/server/identify", `{"user":{"username":"u"}}`, 403, errorBody("origin_not_allowed")), false},
+		"server unknown workspace":         {serverPost("/v1/server/identify", `{"user":{"username":"u"}}`, 404, errorBody("unknown_workspace")), false},
+		"export found":                     {serverPost("/v1/server/users/export", exportReq, 200, export(true, `{"username":"user-42","email":"","role":"admin","signUpAt":"2026-01-02T03:04:05Z","props":{"plan":"pro","a":{"b":{"c":[1,"x"]}}},"firstSeenAt":"2026-01-02T03:04:05Z","lastSeenAt":"2026-01-02T03:04:05Z"}`, fullState, `{"s1":["a",2,true]}`, feedbackItem("fb1", `,"rating":3`))), true},
+		"export state without a user":      {serverPost("/v1/server/users/export", exportReq, 200, export(true, "null", fullState, `{"s1":"yes"}`, "")), true},
+		"export user null email":           {serverPost("/v1/server/users/export", exportReq, 200, exportUser(`,"email":null`)), false},
+		"export user null prop":            {serverPost("/v1/server/users/export", exportReq, 200, exportUser(`,"props":{"a":null}`)), false},
+		"export user without firstSeenAt":  {serverPost("/v1/server/users/export", exportReq, 200, export(true, `{"username":"user-42","lastSeenAt":"2026-01-02T03:04:05Z"}`, emptyState, "{}", "")), false},
+		"export user unknown field":        {serverPost("/v1/server/users/export", exportReq, 200, exportUser(`,"version":3`)), false},
+		"export answer an object":          {serverPost("/v1/server/users/export", exportReq, 200, export(true, "null", fullState, `{"s1":{}}`, "")), false},
+		"export without surveyAnswers":     {serverPost("/v1/server/users/export", exportReq, 200, `{"found":false,"user":null,"state":`+emptyState+`,"feedback":[]}`), false},
+		"export with a workspace":          {serverPost("/v1/server/users/export", `{"workspace":"acme-prod","username":"u"}`, 200, notFound), false},
+		"export without a username":        {serverPost("/v1/server/users/export", `{}`, 200, notFound), false},
+		"export missing username refused":  {serverPost("/v1/server/users/export", `{}`, 400, `{"error":{"code":"invalid_argument","message":"username: required","field":"username"}}`), true},
+		"feedback page empty limit":        {serverGet("/v1/server/feedback?limit=", 200, page()), true},
+		"feedback page limit 0":            {serverGet("/v1/server/feedback?limit=0", 200, page()), false},
+		"feedback page limit 101":          {serverGet("/v1/server/feedback?limit=101", 200, page()), false},
+		"feedback page since not a time":   {serverGet("/v1/server/feedback?since=yesterday", 200, page()), false},
+		"feedback page unknown parameter":  {serverGet("/v1/server/feedback?page=2", 400, `{"error":{"code":"invalid_argument","message":"page: unknown query parameter","field":"page"}}`), true},
+		"feedback page body refused":       {feedbackBody, true},
+		"feedback item without username":   {serverGet("/v1/server/feedback", 200, page(`{"id":"fb1","text":"Nice.","createdAt":"2026-01-02T03:04:05Z"}`)), false},
+		"feedback item rating 11":          {serverGet("/v1/server/feedback", 200, page(feedbackItem("fb1", `,"rating":11`))), false},
+		"feedback item unknown field":      {serverGet("/v1/server/feedback", 200, page(feedbackItem("fb1", `,"userKey":"k"`))), false},
+		"feedback page empty nextCursor":   {serverGet("/v1/server/feedback", 200, `{"items":[],"nextCursor":""}`), false},
+		"feedback page posted":             {serverPost("/v1/server/feedback", `{}`, 200, page()), false},
+		"erase":                            {serverPost("/v1/server/users/delete", `{"usernames":["u1","u2","u1"]}`, 200, `{"users":1,"items":7}`), true},
+		"erase nothing stored":             {serverPost("/v1/server/users/delete", usernames(100), 200, `{"users":0,"items":0}`), true},
+		"erase no usernames":               {serverPost("/v1/server/users/delete", usernames(0), 200, `{"users":0,"items":0}`), false},
+		"erase 101 usernames":              {serverPost("/v1/server/users/delete", usernames(101), 200, `{"users":0,"items":0}`), false},
+		"erase empty username":             {serverPost("/v1/server/users/delete", `{"usernames":[""]}`, 200, `{"users":0,"items":0}`), false},
+		"erase items without users":        {serverPost("/v1/server/users/delete", usernames(1), 200, `{"users":0,"items":3}`), false},
+		"erase users without items":        {serverPost("/v1/server/users/delete", usernames(1), 200, `{"users":1,"items":0}`), false},
+		"erase throttled":                  {eraseThrottled, true},
+		"erase unavailable no Retry-After": {serverPost("/v1/server/users/delete", usernames(1), 503, errorBody("unavailable")), false},
+		"undocumented method":              {call{method: http.MethodGet, path: "/v1/state", status: 200, respHdrs: withRequestID(jsonHeaders()), respBody: okState}, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
