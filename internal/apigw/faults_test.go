@@ -3,12 +3,13 @@ package apigw_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,11 +44,15 @@ func (f *faultyTransport) roll() float64 {
 	return f.rnd.Float64()
 }
 
-var errConnectionReset = errors.New("read tcp 127.0.0.1: connection reset by peer (injected)")
+// The injected failures are the errors a real connection gives.
+var (
+	errConnectionReset   = &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	errConnectionRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+)
 
 func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
 	if f.down.Load() {
-		return nil, errors.New("dial tcp 127.0.0.1: connect: connection refused (injected)")
+		return nil, errConnectionRefused
 	}
 	if f.throttle > 0 && f.roll() < f.throttle {
 		f.refused.Add(1)

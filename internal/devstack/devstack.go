@@ -1,8 +1,9 @@
 // Package devstack runs Waymark on a laptop: DynamoDB Local and local-kms on
 // free loopback ports, the tables and key, fixed demo workspaces, and the
-// route table served on 127.0.0.1 through the local gateway. `waymark dev`
-// is a thin command over it; `waymark --local ...` finds the running stack
-// through the state file it writes.
+// route table served on 127.0.0.1 through the local gateway, next to the
+// browser snippet and its demo page. `waymark dev` is a thin command over it;
+// `waymark --local ...` finds the running stack through the state file it
+// writes.
 package devstack
 
 import (
@@ -11,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +25,7 @@ import (
 	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
+	"github.com/waymarkhq/waymark/snippet"
 )
 
 // StateFile is the file, in the state directory, that describes the running
@@ -38,6 +42,13 @@ type State struct {
 	KMSKeyID  string            `json:"kmsKeyId"`
 	Tables    map[string]string `json:"tables"`
 	PID       int               `json:"pid"`
+	// Demo and Snippet are the URLs of the demo page and of waymark.js,
+	// served next to the API.
+	Demo    string `json:"demo"`
+	Snippet string `json:"snippet"`
+	// CACert, with TLS, is the file of the certificate authority that
+	// signed the API's certificate.
+	CACert string `json:"caCert,omitempty"`
 }
 
 // Config is the function configuration that points at the running stack.
@@ -72,6 +83,10 @@ type Options struct {
 	// Log receives the API's JSON logs; EngineLog the engines' output.
 	Log       io.Writer
 	EngineLog io.Writer
+	// TLS serves HTTPS, with a certificate for 127.0.0.1 and localhost
+	// made at start (see CAFile), so that local calls are HTTPS like the
+	// deployed API's.
+	TLS bool
 }
 
 // Dev is a running local stack.
@@ -106,6 +121,7 @@ func Start(ctx context.Context, opts Options) (*Dev, error) {
 		return nil, err
 	}
 	_ = os.Remove(filepath.Join(opts.StateDir, StateFile))
+	_ = os.Remove(filepath.Join(opts.StateDir, CAFile))
 	stack, err := localstack.Start(ctx, localstack.Options{PersistDir: opts.PersistDir, Log: opts.EngineLog})
 	if err != nil {
 		return nil, err
@@ -136,15 +152,42 @@ func (d *Dev) serve(ctx context.Context, opts Options) error {
 	for name, h := range graph.API.Handlers() {
 		handlers[name] = gateway.Handler(h)
 	}
+	site, err := siteHandler(gateway.New(handlers, gateway.Options{Logger: log}))
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", opts.Port))
 	if err != nil {
 		return fmt.Errorf("listen on 127.0.0.1:%d: %w (another `waymark dev` running? choose another --port)", opts.Port, err)
 	}
-	d.server = &http.Server{Handler: gateway.New(handlers, gateway.Options{Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+	scheme, caFile := "http", ""
+	// The server's own errors (a client refusing the dev certificate, say)
+	// go to the API's log rather than to the terminal.
+	d.server = &http.Server{Handler: site, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if opts.TLS {
+		cert, err := newDevCertificate(time.Now())
+		if err == nil {
+			caFile = filepath.Join(d.dir, CAFile)
+			err = os.WriteFile(caFile, cert.caPEM, 0o644)
+		}
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		scheme, d.server.TLSConfig = "https", cert.tlsConfig()
+	}
 	d.served = make(chan error, 1)
-	go func() { d.served <- d.server.Serve(ln) }()
+	go func() {
+		if opts.TLS {
+			// The certificate is in TLSConfig already.
+			d.served <- d.server.ServeTLS(ln, "", "")
+			return
+		}
+		d.served <- d.server.Serve(ln)
+	}()
+	api := scheme + "://" + ln.Addr().String()
 	d.State = State{
-		API:       "http://" + ln.Addr().String(),
+		API:       api,
 		DynamoDB:  cfg.DynamoDBEndpoint,
 		KMS:       cfg.KMSEndpoint,
 		Region:    config.LocalRegion,
@@ -152,12 +195,39 @@ func (d *Dev) serve(ctx context.Context, opts Options) error {
 		KMSKeyID:  cfg.KMSKeyID,
 		Tables:    cfg.Tables,
 		PID:       os.Getpid(),
+		Demo:      api + DemoPath,
+		Snippet:   api + SnippetPath,
+		CACert:    caFile,
 	}
 	b, _ := json.MarshalIndent(d.State, "", "  ")
 	if err := os.WriteFile(filepath.Join(d.dir, StateFile), append(b, '\n'), 0o600); err != nil {
 		return err
 	}
 	return nil
+}
+
+// Paths of the browser files served next to the API. They lie outside /v1,
+// so no route of the table can ever collide with them.
+const (
+	DemoPath    = "/demo/"
+	SnippetPath = "/snippet/waymark.js"
+)
+
+// siteHandler serves the demo page and the snippet from the embedded files,
+// and everything else through the gateway, which answers the API routes
+// (and, for any other path, API Gateway's own 404).
+func siteHandler(api http.Handler) (http.Handler, error) {
+	demo, err := fs.Sub(snippet.Files, "demo")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.Handle("GET "+DemoPath, http.StripPrefix(DemoPath, http.FileServerFS(demo)))
+	mux.HandleFunc("GET "+SnippetPath, func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, snippet.Files, "waymark.js")
+	})
+	return mux, nil
 }
 
 // Done is closed when the API server stops by itself.
@@ -173,6 +243,9 @@ func (d *Dev) Stop() error {
 	}
 	errs = append(errs, d.stack.Stop())
 	_ = os.Remove(filepath.Join(d.dir, StateFile))
+	if d.State.CACert != "" {
+		_ = os.Remove(d.State.CACert)
+	}
 	return errors.Join(errs...)
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -138,8 +139,11 @@ func mapError(op string, err error) error {
 		}
 		return fmt.Errorf("dynamo: %s: %w", op, err)
 	}
+	// The SDK gives up retrying when its retry budget is spent (many
+	// failures in a row): the service is as good as unreachable.
+	var quota ratelimit.QuotaExceededError
 	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &netErr) || errors.As(err, &quota) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w: dynamo: %s: %w", waymark.ErrUnavailable("database unreachable"), op, err)
 	}
 	return fmt.Errorf("dynamo: %s: %w", op, err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -84,21 +85,26 @@ func setup(tb testing.TB) {
 	}
 }
 
-// startEmulator runs a function (or the hello-world, whose environment is the
-// same) under the emulator until the test ends.
-func startEmulator(tb testing.TB, name string) *invoke.Emulator {
-	tb.Helper()
+// emulatorOptions runs a function, or the hello-world with the same
+// environment, against the fixture's stack.
+func emulatorOptions(name string) invoke.Options {
 	fn := routes.Function{Name: name, LogicalID: "HelloFunction"}
 	for _, f := range routes.Functions() {
 		if f.Name == name {
 			fn = f
 		}
 	}
-	emu, err := invoke.Start(context.Background(), invoke.Options{
+	return invoke.Options{
 		Emulator:  fixture.rie,
 		Bootstrap: fixture.bins[name],
 		Env:       invoke.FunctionEnv(fn, fixture.stack.Config(), config.LocalRegion),
-	})
+	}
+}
+
+// startEmulator runs a function under the emulator until the test ends.
+func startEmulator(tb testing.TB, name string) *invoke.Emulator {
+	tb.Helper()
+	emu, err := invoke.Start(context.Background(), emulatorOptions(name))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -191,4 +197,101 @@ func checkSample(t *testing.T, emu *invoke.Emulator, spec *apispec.Validator, s 
 	if err := spec.Check(ev.RequestContext.HTTP.Method, path, reqHeaders, []byte(ev.Body), resp.StatusCode, respHeaders, []byte(resp.Body)); err != nil {
 		t.Errorf("OpenAPI: %v", err)
 	}
+}
+
+// benchEvents is what the benchmarks send: each function's happy-path event,
+// and to the hello-world (which ignores it) the state event.
+func benchEvents(b *testing.B) (names []string, events map[string][]byte) {
+	events = map[string][]byte{}
+	names = []string{"hello"}
+	events["hello"], _ = loadEvent(b, "state.json")
+	for _, f := range routes.Functions() {
+		names = append(names, f.Name)
+		events[f.Name], _ = loadEvent(b, f.Name+".json")
+	}
+	return names, events
+}
+
+func invokeOK(b *testing.B, emu *invoke.Emulator, event []byte) invoke.Result {
+	res, err := emu.Invoke(context.Background(), event)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := invoke.DecodeResponse(res.Payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if resp.StatusCode >= 300 {
+		b.Fatalf("answer %d: %.300s", resp.StatusCode, resp.Body)
+	}
+	return res
+}
+
+// report gives, per function, the median of its times in milliseconds and
+// its ratio to the hello-world's median, measured in the same run.
+func report(b *testing.B, names []string, times map[string][]time.Duration, what string) {
+	median := func(ds []time.Duration) float64 {
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000
+	}
+	hello := median(times["hello"])
+	for _, name := range names {
+		m := median(times[name])
+		b.ReportMetric(m, name+"-"+what+"-ms")
+		if name != "hello" {
+			b.ReportMetric(m/hello, name+"/hello")
+		}
+	}
+}
+
+// BenchmarkColdStart measures, for every function and the hello-world
+// aws-lambda-go function, the time from starting the emulator's process to
+// the first answer: the emulator's start, the function's start (the
+// emulator starts it on the first invocation, as Lambda does) and the first
+// invocation, with the first calls to the local engines. Each iteration
+// starts each function once, in turn, so drift of the machine touches them
+// alike. It also reports the binaries' sizes.
+func BenchmarkColdStart(b *testing.B) {
+	setup(b)
+	names, events := benchEvents(b)
+	times := map[string][]time.Duration{}
+	for b.Loop() {
+		for _, name := range names {
+			emu, err := invoke.Start(context.Background(), emulatorOptions(name))
+			if err != nil {
+				b.Fatal(err)
+			}
+			res := invokeOK(b, emu, events[name])
+			times[name] = append(times[name], res.At.Sub(emu.Started))
+			if err := emu.Stop(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	report(b, names, times, "cold")
+	for _, name := range names {
+		if info, err := os.Stat(fixture.bins[name]); err == nil {
+			b.ReportMetric(float64(info.Size())/(1<<20), name+"-MiB")
+		}
+	}
+}
+
+// BenchmarkWarmInvoke measures an invocation of a warm function, from
+// posting the event to reading the answer, for every function and the
+// hello-world, each in its own emulator started (and invoked once) before.
+func BenchmarkWarmInvoke(b *testing.B) {
+	setup(b)
+	names, events := benchEvents(b)
+	emus := map[string]*invoke.Emulator{}
+	for _, name := range names {
+		emus[name] = startEmulator(b, name)
+		invokeOK(b, emus[name], events[name])
+	}
+	times := map[string][]time.Duration{}
+	for b.Loop() {
+		for _, name := range names {
+			times[name] = append(times[name], invokeOK(b, emus[name], events[name]).Elapsed)
+		}
+	}
+	report(b, names, times, "warm")
 }
