@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/waymarkhq/waymark/internal/apigw"
@@ -34,6 +35,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Graph, erro
 	store := dynamo.New(db, env, cfg.Tables)
 	svc := service.New(store, service.Options{})
 	return &Graph{API: apigw.New(svc, log), Service: svc, Store: store, Envelope: env}, nil
+}
+
+// FromEnv wires a function from its environment, logging to stdout. A
+// function that cannot start exits with the reason in its log, so the
+// misconfiguration shows at the first invocation rather than as 500s.
+func FromEnv(ctx context.Context) *Graph {
+	cfg, err := config.FromEnv()
+	log := Logger(os.Stdout, cfg.LogLevel)
+	if err != nil {
+		log.Error("configuration", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	graph, err := New(ctx, cfg, log)
+	if err != nil {
+		log.Error("start", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	return graph
 }
 
 // Logger is the JSON logger every function uses, at the level LOG_LEVEL names.
