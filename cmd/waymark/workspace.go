@@ -61,11 +61,16 @@ func loadWorkspace(ctx context.Context, graph *wiring.Graph, code string) (*waym
 	return ws, err
 }
 
-func oneCode(name string, positional []string) (string, error) {
-	if len(positional) != 1 {
-		return "", usageError("%s: give exactly one workspace CODE", name)
+// parseCode parses the flags of a command that takes one workspace CODE.
+func parseCode(fs *flag.FlagSet, args []string, stdout io.Writer) (string, bool, error) {
+	positional, help, err := parseArgs(fs, "CODE", args, stdout)
+	if help || err != nil {
+		return "", help, err
 	}
-	return positional[0], nil
+	if len(positional) != 1 {
+		return "", false, usageError("%s: give exactly one workspace CODE", fs.Name())
+	}
+	return positional[0], false, nil
 }
 
 type createdWorkspace struct {
@@ -203,12 +208,8 @@ func runWorkspaceList(ctx context.Context, g globals, args []string, stdout, _ i
 func runWorkspaceShow(ctx context.Context, g globals, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("workspace show", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	positional, help, err := parseArgs(fs, "CODE", args, stdout)
+	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
-		return err
-	}
-	code, err := oneCode(fs.Name(), positional)
-	if err != nil {
 		return err
 	}
 	graph, err := openGraph(ctx, g)
@@ -251,12 +252,8 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 	verify := fs.String("identity-verification", "", "on or off")
 	retention := fs.Int("retention", -1, "days of inactivity after which a user's data expires (0: kept)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	positional, help, err := parseArgs(fs, "CODE", args, stdout)
+	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
-		return err
-	}
-	code, err := oneCode(fs.Name(), positional)
-	if err != nil {
 		return err
 	}
 	if *verify != "" && *verify != "on" && *verify != "off" {
@@ -294,12 +291,8 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 func runWorkspaceRotateHMAC(ctx context.Context, g globals, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("workspace rotate-hmac", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	positional, help, err := parseArgs(fs, "CODE", args, stdout)
+	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
-		return err
-	}
-	code, err := oneCode(fs.Name(), positional)
-	if err != nil {
 		return err
 	}
 	var secret string
@@ -319,12 +312,8 @@ func runWorkspaceRotateHMAC(ctx context.Context, g globals, args []string, stdou
 func runWorkspaceAddKey(ctx context.Context, g globals, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("workspace add-key", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	positional, help, err := parseArgs(fs, "CODE", args, stdout)
+	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
-		return err
-	}
-	code, err := oneCode(fs.Name(), positional)
-	if err != nil {
 		return err
 	}
 	var key, id string
@@ -365,12 +354,8 @@ func runWorkspaceRevokeKey(ctx context.Context, g globals, args []string, stdout
 
 func runWorkspaceDisable(ctx context.Context, g globals, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("workspace disable", flag.ContinueOnError)
-	positional, help, err := parseArgs(fs, "CODE", args, stdout)
+	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
-		return err
-	}
-	code, err := oneCode(fs.Name(), positional)
-	if err != nil {
 		return err
 	}
 	if _, err := changeWorkspace(ctx, g, code, func(ws *waymark.Workspace) error {
