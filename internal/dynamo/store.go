@@ -149,6 +149,12 @@ func mapError(op string, err error) error {
 	return fmt.Errorf("dynamo: %s: %w", op, err)
 }
 
+// The store writes its few condition and update expressions as constant
+// strings rather than with the SDK's expression builder: they never vary
+// with input (values always go through placeholders), and the builder would
+// render the same strings again, with their allocations, on every request of
+// the hot path.
+
 // versionCondition makes a write succeed only over the version it read, or
 // only when the item does not exist yet (version 0).
 func versionCondition(version int64) (string, map[string]types.AttributeValue) {
