@@ -153,6 +153,10 @@ func (s *waymarkStack) addFunctions() error {
 		physical[name] = *t.TableName()
 	}
 	env := config.Config{Tables: physical, KMSKeyID: *s.key.KeyArn(), LogLevel: functionLogLevel}.Env()
+	// `sam local invoke --env-vars` only sets variables the template
+	// declares: the local-endpoint ones are declared empty, which
+	// config.FromEnv reads as unset, so on AWS the SDK's endpoints apply.
+	env[config.EnvDynamoDBEndpoint], env[config.EnvKMSEndpoint] = "", ""
 	for _, f := range routes.Functions() {
 		logs := awslogs.NewLogGroup(s.stack, jsii.String(f.LogicalID+"Logs"), &awslogs.LogGroupProps{
 			Retention:     logRetention,

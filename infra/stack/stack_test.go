@@ -398,7 +398,8 @@ func TestTables(t *testing.T) {
 func TestFunctions(t *testing.T) {
 	eachStack(t, func(t *testing.T, _ Region, tpl template) {
 		key := keyID(t, tpl)
-		wantEnv := map[string]interface{}{config.EnvKMSKeyID: getAtt(key, "Arn"), config.EnvLogLevel: "info"}
+		wantEnv := map[string]interface{}{config.EnvKMSKeyID: getAtt(key, "Arn"), config.EnvLogLevel: "info",
+			config.EnvDynamoDBEndpoint: "", config.EnvKMSEndpoint: ""}
 		for _, st := range schema.All() {
 			wantEnv[st.EnvVar] = map[string]interface{}{"Ref": tableLogicalID(st)}
 		}

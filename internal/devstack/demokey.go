@@ -1,8 +1,6 @@
 package devstack
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 
 	"github.com/waymarkhq/waymark/internal/waymark"
@@ -16,16 +14,19 @@ const DemoServerKey = "wmk_" + DemoWorkspace + "_" + demoServerKeyID + "_0123456
 
 const demoServerKeyID = "devonly1"
 
-// AddDemoServerKey gives ws DemoServerKey unless it has it already, and
-// reports whether it added it. Only the key's hash is stored, as for any key:
-// the hex SHA-256 of the whole key (waymark.APIKey.Hash).
+// AddDemoServerKey gives a demo workspace DemoServerKey unless it has it
+// already, and reports whether it added it. Only the key's hash is stored, as
+// for any key. Only the open demo workspace gets one: the saved server API
+// events act there.
 func AddDemoServerKey(ws *waymark.Workspace, now time.Time) bool {
+	if ws.Code != DemoWorkspace {
+		return false
+	}
 	for _, k := range ws.Keys {
 		if k.ID == demoServerKeyID {
 			return false
 		}
 	}
-	sum := sha256.Sum256([]byte(DemoServerKey))
-	ws.Keys = append(ws.Keys, waymark.APIKey{ID: demoServerKeyID, Hash: hex.EncodeToString(sum[:]), CreatedAt: now.UTC()})
+	ws.Keys = append(ws.Keys, waymark.APIKey{ID: demoServerKeyID, Hash: waymark.HashAPIKey(DemoServerKey), CreatedAt: now.UTC()})
 	return true
 }

@@ -203,7 +203,7 @@ func (d *Dev) serve(ctx context.Context, opts Options) error {
 	if err := os.WriteFile(filepath.Join(d.dir, StateFile), append(b, '\n'), 0o600); err != nil {
 		return err
 	}
-	return nil
+	return WriteSAMEnvVars(d.dir, d.State)
 }
 
 // Paths of the browser files served next to the API. They lie outside /v1,
@@ -264,20 +264,28 @@ func SeedDemoWorkspaces(ctx context.Context, store WorkspaceStore) error {
 		{Code: DemoOriginsWorkspace, Name: "Demo with an origin allow-list", Origins: []string{DemoAllowedOrigin}},
 	}
 	for _, opts := range demos {
-		_, err := store.GetWorkspace(ctx, opts.Code)
+		ws, err := store.GetWorkspace(ctx, opts.Code)
 		if err == nil {
+			// A persisted stack from before the demo server key existed
+			// gets it too.
+			if AddDemoServerKey(ws, time.Now()) {
+				if err := store.PutWorkspace(ctx, ws); err != nil && !errors.Is(err, waymark.ErrConflict) {
+					return err
+				}
+			}
 			continue
 		}
 		if !errors.Is(err, waymark.ErrNotFound) {
 			return err
 		}
-		ws, _, err := waymark.NewWorkspace(opts, time.Now())
+		ws, _, err = waymark.NewWorkspace(opts, time.Now())
 		if err != nil {
 			return err
 		}
 		if ws.IdentityVerification {
 			ws.HMACSecret = DemoHMACSecret
 		}
+		AddDemoServerKey(ws, time.Now())
 		if err := store.PutWorkspace(ctx, ws); err != nil && !errors.Is(err, waymark.ErrConflict) {
 			return err
 		}

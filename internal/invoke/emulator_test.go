@@ -78,7 +78,7 @@ func setup(tb testing.TB) {
 		wg.Go(func() { fixture.stack, stackErr = invoke.StartStack(ctx, localstack.Options{TablePrefix: "invoke-"}) })
 		wg.Wait()
 		fixture.err = errors.Join(buildErr, rieErr, stackErr)
-		fmt.Fprintf(os.Stderr, "invoke: %d functions built, emulator and local stack ready in %v\n", len(pkgs), time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "invoke: %d binaries built, emulator and local stack ready in %v\n", len(pkgs), time.Since(start).Round(time.Millisecond))
 	})
 	if fixture.err != nil {
 		tb.Fatal(fixture.err)
@@ -141,6 +141,20 @@ func TestSamplesUnderTheEmulator(t *testing.T) {
 				t.Run(s.Event, func(t *testing.T) { checkSample(t, emu, spec, s) })
 			}
 		})
+	}
+}
+
+// TestFunctionErrorIsReported sends an event the function cannot decode: the
+// failure must come back as a FunctionError, not as an answer.
+func TestFunctionErrorIsReported(t *testing.T) {
+	setup(t)
+	emu := startEmulator(t, "hello")
+	res, err := emu.Invoke(context.Background(), []byte(`"not an event"`))
+	if err == nil {
+		_, err = invoke.DecodeResponse(res.Payload)
+	}
+	if fe, ok := errors.AsType[*invoke.FunctionError](err); !ok || fe.Message == "" {
+		t.Fatalf("got %v for %s, want a FunctionError", err, res.Payload)
 	}
 }
 

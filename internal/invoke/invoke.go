@@ -270,7 +270,8 @@ type Result struct {
 }
 
 // Invoke posts an event, as the Lambda Invoke API does, and returns the
-// function's answer.
+// function's answer. A function that fails may give a *FunctionError here
+// (the emulator's 502) or in the answer's payload (DecodeResponse).
 func (e *Emulator) Invoke(ctx context.Context, event []byte) (Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(event))
 	if err != nil {
@@ -288,10 +289,22 @@ func (e *Emulator) Invoke(ctx context.Context, event []byte) (Result, error) {
 	if err != nil {
 		return Result{}, e.failed(err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	res := Result{Payload: payload, At: at, Elapsed: at.Sub(sent)}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return res, nil
+	case http.StatusBadGateway:
+		// The emulator answers 502 when the function reported an error or
+		// crashed, with Lambda's error object as the body, except when it
+		// races with itself and sends the status alone.
+		fe := &FunctionError{}
+		if json.Unmarshal(payload, fe) != nil || (fe.Message == "" && fe.Type == "") {
+			fe = &FunctionError{Type: "Unknown", Message: "the emulator answered 502 Bad Gateway without the error: see the function's log"}
+		}
+		return res, e.failed(fe)
+	default:
 		return Result{}, e.failed(fmt.Errorf("the emulator answered %s: %s", resp.Status, bytes.TrimSpace(payload)))
 	}
-	return Result{Payload: payload, At: at, Elapsed: at.Sub(sent)}, nil
 }
 
 func (e *Emulator) failed(err error) error {

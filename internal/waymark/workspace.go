@@ -96,13 +96,15 @@ const lowerAlphanumeric = "abcdefghijklmnopqrstuvwxyz0123456789"
 func (w *Workspace) AddKey(now time.Time) string {
 	id := randomToken(8, lowerAlphanumeric)
 	key := apiKeyPrefix + w.Code + "_" + id + "_" + hex.EncodeToString(randomBytes(32))
-	w.Keys = append(w.Keys, APIKey{ID: id, Hash: hashKey(key), CreatedAt: now.UTC()})
+	w.Keys = append(w.Keys, APIKey{ID: id, Hash: HashAPIKey(key), CreatedAt: now.UTC()})
 	return key
 }
 
 const apiKeyPrefix = "wmk_"
 
-func hashKey(key string) string {
+// HashAPIKey is what is stored of a server API key: the hex SHA-256 of the
+// whole key. Keys are 256-bit random, so a plain hash is enough.
+func HashAPIKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])
 }
@@ -134,7 +136,7 @@ func (w *Workspace) CheckAPIKey(key string) (*APIKey, error) {
 	if !ok {
 		return nil, unauthorized
 	}
-	given := hashKey(key)
+	given := HashAPIKey(key)
 	for i := range w.Keys {
 		k := &w.Keys[i]
 		if k.ID == id && k.RevokedAt.IsZero() && subtle.ConstantTimeCompare([]byte(k.Hash), []byte(given)) == 1 {
