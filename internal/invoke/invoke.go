@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/routes"
 )
 
@@ -137,7 +138,7 @@ type Emulator struct {
 	cmd      *exec.Cmd
 	done     chan struct{}
 	waitErr  error
-	tail     *tail
+	tail     *localstack.TailBuffer
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -189,7 +190,7 @@ func start(ctx context.Context, opts Options) (*Emulator, error) {
 		bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
 	cmd.Env = envList(opts.Env)
-	e := &Emulator{url: "http://" + apiAddr + invokePath, cmd: cmd, done: make(chan struct{}), tail: &tail{max: 8 << 10}}
+	e := &Emulator{url: "http://" + apiAddr + invokePath, cmd: cmd, done: make(chan struct{}), tail: localstack.NewTailBuffer(8 << 10)}
 	// One writer for both streams: exec then gives them one pipe, so the
 	// lines keep their order and the writer is never written concurrently.
 	out := io.Writer(e.tail)
@@ -368,27 +369,4 @@ func DecodeResponse(payload []byte) (events.APIGatewayV2HTTPResponse, error) {
 		return resp, fmt.Errorf("invoke: the answer is not an API Gateway response: %w", err)
 	}
 	return resp, nil
-}
-
-// tail keeps the last max bytes written to it, for error messages.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimRight(t.buf, "\n"))
 }

@@ -26,7 +26,7 @@ type Engine struct {
 	cmd      *exec.Cmd
 	done     chan struct{} // closed once the process has exited and been reaped
 	waitErr  error         // the process's exit status; read only after done
-	tail     *tailBuffer
+	tail     *TailBuffer
 	tempDir  string // removed by Stop when set
 	stopOnce sync.Once
 	stopErr  error
@@ -66,7 +66,7 @@ func startEngine(ctx context.Context, spec engineSpec) (*Engine, error) {
 		name:    spec.name,
 		cmd:     spec.cmd,
 		done:    make(chan struct{}),
-		tail:    &tailBuffer{max: 4 << 10},
+		tail:    NewTailBuffer(4 << 10),
 		tempDir: spec.tempDir,
 	}
 	// One pipe for stdout and stderr: the reader below sees the lines in the
@@ -200,14 +200,15 @@ func (e *Engine) removeTemp() {
 	}
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// TailBuffer keeps the last bytes written to it: the end of a child
+// process's output, for error messages. It is safe for concurrent use.
+type TailBuffer struct {
 	mu  sync.Mutex
 	max int
 	buf []byte
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
+func (t *TailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
@@ -217,7 +218,10 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string {
+// NewTailBuffer keeps the last max bytes.
+func NewTailBuffer(max int) *TailBuffer { return &TailBuffer{max: max} }
+
+func (t *TailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(bytes.TrimRight(t.buf, "\n"))
