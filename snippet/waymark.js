@@ -77,12 +77,14 @@
     ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: json })));
   const ok = (r) => r.status >= 200 && r.status < 300;
 
+  // A failing listener must not keep the state from the others.
+  const tell = (fn) => {
+    try { fn(state); } catch (e) { w.console.error(e); }
+  };
   const setState = (s) => {
     if (!s) return;
     state = s;
-    for (const fn of listeners) {
-      try { fn(s); } catch (e) { w.console.error(e); }
-    }
+    listeners.forEach(tell);
   };
 
   const wake = (ms) => {
@@ -180,8 +182,10 @@
       early.push(ev);
     } else {
       add([ev]);
-      // Keep a pending retry's delay; else wait for the calls that follow.
-      if (!timer) timer = w.setTimeout(pump, load().length >= BATCH ? 0 : DELAY);
+      // A full batch goes at once, else after the calls that follow; a
+      // pending retry keeps its delay.
+      const full = load().length >= BATCH;
+      if (!timer || (full && !attempt)) wake(full ? 0 : DELAY);
     }
     return ev.id;
   };
@@ -213,7 +217,7 @@
   const on = (name, fn) => {
     if (name !== 'state') return;
     listeners.push(fn);
-    if (state) fn(state);
+    if (state) tell(fn);
   };
 
   // Leaving the page (or entering the back-forward cache): keepalive lets

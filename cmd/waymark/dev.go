@@ -20,6 +20,7 @@ func runDev(ctx context.Context, _ globals, args []string, stdout, stderr io.Wri
 	port := fs.Int("port", 3000, "port of the API on 127.0.0.1 (0: any free port)")
 	persist := fs.String("persist", "", "keep the engines' data in this directory between runs")
 	quiet := fs.Bool("quiet", false, "do not print the API's request log")
+	useTLS := fs.Bool("tls", false, "serve HTTPS with a certificate for 127.0.0.1 and localhost made at start (its CA: the state file's caCert)")
 	if help, err := parseFlags(fs, args, stdout); help || err != nil {
 		return err
 	}
@@ -37,6 +38,7 @@ func runDev(ctx context.Context, _ globals, args []string, stdout, stderr io.Wri
 		PersistDir: *persist,
 		StateDir:   dir,
 		Log:        apiLog,
+		TLS:        *useTLS,
 	})
 	if err != nil {
 		return err
@@ -44,13 +46,18 @@ func runDev(ctx context.Context, _ globals, args []string, stdout, stderr io.Wri
 	s := dev.State
 	fmt.Fprintf(stdout, `Waymark is running.
   API:        %s  (POST /v1/identify, /v1/events, /v1/state, /v1/feedback)
+  demo page:  %s
+  snippet:    %s
   workspace:  %s  (also %s with HMAC secret %q, and %s allowing %s)
   DynamoDB:   %s
   KMS:        %s
   state file: %s
-Press Ctrl-C to stop.
-`, s.API, s.Workspace, devstack.DemoVerifiedWorkspace, devstack.DemoHMACSecret, devstack.DemoOriginsWorkspace,
+`, s.API, s.Demo, s.Snippet, s.Workspace, devstack.DemoVerifiedWorkspace, devstack.DemoHMACSecret, devstack.DemoOriginsWorkspace,
 		devstack.DemoAllowedOrigin, s.DynamoDB, s.KMS, filepath.Join(dir, devstack.StateFile))
+	if s.CACert != "" {
+		fmt.Fprintf(stdout, "  CA:         %s  (made for this run; trust it, e.g. curl --cacert, or let the browser accept the certificate)\n", s.CACert)
+	}
+	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
 	select {
 	case <-ctx.Done():
 	case err := <-dev.Done():
