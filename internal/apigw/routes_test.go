@@ -13,9 +13,9 @@ import (
 
 func TestIdentifyUpsertsAndMergesProps(t *testing.T) {
 	user := uniqueUser(t)
-	remember("Ada", "Lovelace", "Analytical Engines Ltd", "ada-old@example.com", "ada-new@example.com")
+	remember("Ada Augusta", "Lovelace-Byron", "Analytical Engines Ltd", "ada-old@example.com", "ada-new@example.com")
 	first := invoke(t, "identify", mustJSON(map[string]any{"workspace": "demo", "user": map[string]any{
-		"username": user, "email": "ada-old@example.com", "firstname": "Ada", "lastname": "Lovelace", "role": "admin",
+		"username": user, "email": "ada-old@example.com", "firstname": "Ada Augusta", "lastname": "Lovelace-Byron", "role": "admin",
 		"signUpAt": "2025-12-01T10:00:00Z", "props": map[string]any{"company": "Analytical Engines Ltd", "seats": 3, "beta": true, "tags": []any{"a", "b"}},
 	}}))
 	if first.Status != 200 {
@@ -26,7 +26,7 @@ func TestIdentifyUpsertsAndMergesProps(t *testing.T) {
 		t.Fatalf("a new user: %v", u)
 	}
 	raw := mustJSON(first.Body)
-	if strings.Contains(raw, "Ada") || strings.Contains(raw, user) {
+	if strings.Contains(raw, "Ada Augusta") || strings.Contains(raw, user) {
 		t.Fatalf("identify echoed personal data: %s", raw)
 	}
 
@@ -48,7 +48,7 @@ func TestIdentifyUpsertsAndMergesProps(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := stored.Profile
-	if stored.Username != user || *p.Email != "ada-new@example.com" || *p.Firstname != "Ada" || p.Lastname != nil || *p.Role != "admin" || *p.SignUpAt != "2025-12-01T10:00:00Z" {
+	if stored.Username != user || *p.Email != "ada-new@example.com" || *p.Firstname != "Ada Augusta" || p.Lastname != nil || *p.Role != "admin" || *p.SignUpAt != "2025-12-01T10:00:00Z" {
 		t.Fatalf("stored profile: %+v", stored)
 	}
 	props := mustJSON(p.Props)

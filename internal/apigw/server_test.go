@@ -86,9 +86,9 @@ func scanForKey(t testing.TB, userKey string) int {
 // feedback, through the public API.
 func fillUser(t testing.TB, ws *waymark.Workspace, user string) {
 	t.Helper()
-	remember("Grace", "Hopper", "grace@example.com", "navy-"+user, "cobol was right", "export me please")
+	remember("Grace Brewster", "Hopper-Murray", "grace@example.com", "navy-"+user, "cobol was right", "export me please")
 	r := invoke(t, "identify", mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{
-		"username": user, "email": "grace@example.com", "firstname": "Grace", "lastname": "Hopper", "role": "admiral",
+		"username": user, "email": "grace@example.com", "firstname": "Grace Brewster", "lastname": "Hopper-Murray", "role": "admiral",
 		"signUpAt": "2025-01-01T00:00:00Z", "props": map[string]any{"team": "navy-" + user, "level": 7}}}))
 	if r.Status != 200 {
 		t.Fatalf("identify: %d %v", r.Status, r.Body)
@@ -125,7 +125,7 @@ func TestServerExportAndErase(t *testing.T) {
 		t.Fatalf("export: %d %v", r.Status, r.Body)
 	}
 	u := r.Body["user"].(map[string]any)
-	if u["username"] != grace || u["email"] != "grace@example.com" || u["firstname"] != "Grace" || u["lastname"] != "Hopper" ||
+	if u["username"] != grace || u["email"] != "grace@example.com" || u["firstname"] != "Grace Brewster" || u["lastname"] != "Hopper-Murray" ||
 		u["role"] != "admiral" || u["signUpAt"] != "2025-01-01T00:00:00Z" || mustJSON(u["props"]) != mustJSON(map[string]any{"level": 7, "team": "navy-" + grace}) ||
 		u["firstSeenAt"] == nil || u["lastSeenAt"] == nil {
 		t.Fatalf("exported user: %v", u)
