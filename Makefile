@@ -24,7 +24,7 @@ go-test: build
 
 ## lint: gofmt and go vet
 lint:
-	@unformatted=$$(gofmt -l cmd docs functions internal infra); \
+	@unformatted=$$(gofmt -l cmd docs functions internal infra snippet bench 2>/dev/null); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 

@@ -3,7 +3,7 @@
 ((w) => {
   'use strict';
   const stub = w.waymark || {};
-  // A second copy on the page leaves the first one, its queue and timers be.
+  // A second copy on the page leaves the first in charge of the queue.
   if (stub.version) return;
 
   const BATCH = 25; // the API's limit per request
@@ -31,25 +31,26 @@
   };
 
   // Pending events are kept in localStorage, per caller, until the server
-  // acknowledges them: a reload or a closed tab loses nothing. Memory stands
-  // in where storage is unavailable (disabled, private mode, full).
+  // acknowledges them: a reload or a closed tab loses nothing. Where storage
+  // fails (disabled, private mode, full), memory takes over for the page's
+  // life; a copy left in storage is only sent again later, and counted once.
+  let volatile = false;
   const key = () => 'waymark:' + cfg.workspace + ':' + cfg.user.username;
   const load = () => {
-    try {
-      const v = w.localStorage.getItem(key());
-      if (v) return JSON.parse(v);
-    } catch { /* memory */ }
+    if (!volatile) {
+      try {
+        return JSON.parse(w.localStorage.getItem(key())) || [];
+      } catch { volatile = true; }
+    }
     return memory[key()] || [];
   };
   const save = (list) => {
     memory[key()] = list;
+    if (volatile) return;
     try {
       if (list.length) w.localStorage.setItem(key(), JSON.stringify(list));
       else w.localStorage.removeItem(key());
-    } catch {
-      // A stale copy left in storage would hide the newer one in memory.
-      try { w.localStorage.removeItem(key()); } catch { /* unavailable */ }
-    }
+    } catch { volatile = true; }
   };
   // Read, change and write in one task, so that another tab of the same
   // user doing the same never overwrites an event it has not seen.
@@ -166,6 +167,7 @@
     }
     attempt = 0;
     state = null;
+    cfg?.done(null); // a caller replaced before its answer came
     const ready = new Promise((done) => {
       cfg = { workspace, user, hmac: opts.hmac, endpoint, done };
     });

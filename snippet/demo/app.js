@@ -3,7 +3,8 @@
 // the user does with it.
 //
 // The query string picks the caller: ?workspace=demo-verified&user=ada&hash=HEX
-// (the hash a customer's server would compute; see the README).
+// (the hash a customer's server would compute; see the README), and
+// ?api=URL an API on another origin than the page's.
 'use strict';
 
 const params = new URLSearchParams(location.search);

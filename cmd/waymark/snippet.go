@@ -1,0 +1,179 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"text/template"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+
+	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/devstack"
+	"github.com/waymarkhq/waymark/internal/waymark"
+)
+
+func init() {
+	register("workspace install-snippet", "print the browser installation of a workspace, ready to paste (CODE)", runInstallSnippet)
+}
+
+// Placeholders the customer replaces in the printed installation. They are
+// strings, not code, so that a page with the installation pasted as printed
+// still loads; the README says to replace them.
+const (
+	usernamePlaceholder = "REPLACE-WITH-THE-USERNAME"
+	hashPlaceholder     = "REPLACE-WITH-THE-HASH"
+)
+
+// installation is the snippet's stub-queue installation: it records the
+// region's endpoint, queues the calls made before waymark.js has loaded,
+// loads it without blocking the page, and identifies the user. Values are
+// JSON strings, which are JavaScript string literals that cannot close the
+// script element (json.Marshal escapes < and >).
+var installation = template.Must(template.New("installation").Funcs(template.FuncMap{"str": jsString}).Parse(`<!-- Waymark: workspace {{.Code}}, {{.Region}} stack. Paste it into every page, in <head>. -->
+<script>
+  (function (w, d) {
+    var m = (w.waymark = w.waymark || { q: [], e: {} });
+    m.e.{{.Region}} = {{str .Endpoint}};
+    ["init", "track", "feedback", "on"].forEach(function (f) {
+      m[f] = m[f] || function () { m.q.push([f, arguments]); };
+    });
+    var s = d.createElement("script");
+    s.async = true;
+    s.src = {{str .Script}};
+    d.head.appendChild(s);
+  })(window, document);
+  waymark.init({{str .Code}}, {
+    region: {{str .Region}},
+    // The signed-in user: a unique, stable username (required); email,
+    // firstname, lastname, role, signUpAt and props are optional.
+    user: { username: {{str .Username}} },
+{{- if .Verified}}
+    // Identity verification is on: your server computes
+    // hex(HMAC-SHA256(the workspace's HMAC secret, username)) for the page.
+    hmac: { hash: {{str .Hash}} },
+{{- end}}
+  });
+</script>
+`))
+
+type installationValues struct {
+	Code, Region, Endpoint, Script, Username, Hash string
+	Verified                                       bool
+}
+
+func runInstallSnippet(ctx context.Context, g globals, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("workspace install-snippet", flag.ContinueOnError)
+	region := fs.String("region", g.region, "the stack that holds the workspace: eu or us")
+	endpoint := fs.String("endpoint", "", "the API's URL (default: the stack's ApiUrl output; with --local, the running stack's API)")
+	script := fs.String("script", "", "where pages load waymark.js from (default: /waymark.js, a copy of snippet/waymark.js served by the app itself; with --local, the running stack's)")
+	code, help, err := parseCode(fs, args, stdout)
+	if help || err != nil {
+		return err
+	}
+	if err := waymark.ValidateWorkspaceCode("code", code); err != nil {
+		return usageError("workspace install-snippet: %s", waymark.AsError(err).Message)
+	}
+	if _, ok := config.StackRegions[*region]; !ok {
+		return usageError("workspace install-snippet: --region must be eu or us")
+	}
+
+	// The workspace is read from the stack the installation will call, so
+	// that a code from another region (whose data never leaves it) or a
+	// typo is caught now rather than as 404s in customers' browsers.
+	graph, err := openGraph(ctx, globals{local: g.local, region: *region})
+	if err != nil {
+		return err
+	}
+	ws, err := loadWorkspace(ctx, graph, code)
+	if err != nil {
+		return err
+	}
+	api, src := *endpoint, *script
+	if g.local {
+		dir, err := stateDir()
+		if err != nil {
+			return err
+		}
+		state, err := devstack.Load(dir)
+		if err != nil {
+			return err
+		}
+		api = cmp.Or(api, state.API)
+		src = cmp.Or(src, state.Snippet)
+	} else {
+		if api == "" {
+			if api, err = stackAPIURL(ctx, *region); err != nil {
+				return err
+			}
+		}
+		src = cmp.Or(src, "/waymark.js")
+	}
+	if api, err = checkEndpoint(api); err != nil {
+		return usageError("workspace install-snippet: %v", err)
+	}
+	return installation.Execute(stdout, installationValues{
+		Code: ws.Code, Region: *region, Endpoint: api, Script: src,
+		Username: usernamePlaceholder, Hash: hashPlaceholder, Verified: ws.IdentityVerification,
+	})
+}
+
+// checkEndpoint accepts the API's base URL: HTTPS, as browsers reach the
+// deployed API, or plain HTTP to a loopback address (a local stack). The
+// snippet appends /v1/..., so a trailing slash is dropped.
+func checkEndpoint(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", fmt.Errorf("--endpoint %q is not an http(s) URL", raw)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return "", fmt.Errorf("--endpoint %q: browsers must reach the API over HTTPS", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("--endpoint %q: give the base URL, without a query", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// stackAPIURL reads the API's URL from the outputs of the region's stack.
+func stackAPIURL(ctx context.Context, short string) (string, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(config.StackRegions[short]))
+	if err != nil {
+		return "", fmt.Errorf("AWS configuration: %w", err)
+	}
+	name := config.StackName(short)
+	out, err := cloudformation.NewFromConfig(awsCfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	if err != nil {
+		return "", fmt.Errorf("read stack %s: %w (or give --endpoint)", name, err)
+	}
+	for _, s := range out.Stacks {
+		for _, o := range s.Outputs {
+			if aws.ToString(o.OutputKey) == config.OutputAPIURL {
+				return aws.ToString(o.OutputValue), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("stack %s has no output %s (or give --endpoint)", name, config.OutputAPIURL)
+}
+
+// jsString is s as a JavaScript string literal; see installation.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

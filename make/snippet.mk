@@ -1,0 +1,41 @@
+# The browser snippet and its demo page. Included by the top-level Makefile.
+#
+#   make snippet-test        its size limit, node's tests of its logic, then the
+#                            end-to-end scenarios in headless Chromium against
+#                            local stacks (part of `make test`)
+#   make snippet-screenshot  the same scenarios, retaking docs/img/demo.png
+#
+# The browser is the system's Chromium (/usr/bin/chromium, or $CHROMIUM),
+# driven by playwright-core, pinned in snippet/package-lock.json.
+
+TEST_TARGETS += snippet-test
+# snippet/ is a Go package too: it embeds the files `waymark dev` serves.
+PKGS += ./snippet
+
+# The snippet ships as written, with no build step, so its limit is on the file.
+SNIPPET_MAX_GZIP := 4096
+SNIPPET_DEPS     := snippet/node_modules/.package-lock.json
+
+.PHONY: snippet-test snippet-size snippet-unit snippet-e2e snippet-screenshot
+
+snippet-test: snippet-size snippet-unit snippet-e2e
+
+$(SNIPPET_DEPS): snippet/package.json snippet/package-lock.json
+	cd snippet && npm ci --no-audit --no-fund
+	@touch $@
+
+snippet-size:
+	@size=$$(gzip -9 -c snippet/waymark.js | wc -c); \
+	echo "snippet/waymark.js: $$size bytes gzipped (limit $(SNIPPET_MAX_GZIP))"; \
+	test $$size -le $(SNIPPET_MAX_GZIP)
+
+snippet-unit:
+	cd snippet && node --test test/unit/*.test.mjs
+
+snippet-e2e: $(SNIPPET_DEPS)
+	@start=$$(date +%s); \
+	cd snippet && node --test --test-concurrency=1 test/e2e/*.test.mjs && \
+	echo "browser end-to-end tests took $$(( $$(date +%s) - start )) s"
+
+snippet-screenshot: $(SNIPPET_DEPS)
+	cd snippet && WAYMARK_SCREENSHOT=$(CURDIR)/docs/img/demo.png node --test --test-concurrency=1 test/e2e/*.test.mjs
