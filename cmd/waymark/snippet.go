@@ -12,11 +12,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
-
-	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/deployed"
 	"github.com/waymarkhq/waymark/internal/devstack"
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
@@ -82,7 +78,7 @@ func runInstallSnippet(ctx context.Context, g globals, args []string, stdout, _ 
 	if err := waymark.ValidateWorkspaceCode("code", code); err != nil {
 		return usageError("workspace install-snippet: %s", waymark.AsError(err).Message)
 	}
-	if _, ok := config.StackRegions[*region]; !ok {
+	if _, ok := deployed.Regions[*region]; !ok {
 		return usageError("workspace install-snippet: --region must be eu or us")
 	}
 
@@ -153,23 +149,14 @@ func isLoopback(host string) bool {
 
 // stackAPIURL reads the API's URL from the outputs of the region's stack.
 func stackAPIURL(ctx context.Context, short string) (string, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(config.StackRegions[short]))
+	stack, err := deployed.Find(ctx, short)
 	if err != nil {
-		return "", fmt.Errorf("AWS configuration: %w", err)
+		return "", fmt.Errorf("%w (or give --endpoint)", err)
 	}
-	name := config.StackName(short)
-	out, err := cloudformation.NewFromConfig(awsCfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
-	if err != nil {
-		return "", fmt.Errorf("read stack %s: %w (or give --endpoint)", name, err)
+	if stack.APIURL == "" {
+		return "", fmt.Errorf("stack %s has no output %s (or give --endpoint)", deployed.StackName(short), deployed.OutputAPIURL)
 	}
-	for _, s := range out.Stacks {
-		for _, o := range s.Outputs {
-			if aws.ToString(o.OutputKey) == config.OutputAPIURL {
-				return aws.ToString(o.OutputValue), nil
-			}
-		}
-	}
-	return "", fmt.Errorf("stack %s has no output %s (or give --endpoint)", name, config.OutputAPIURL)
+	return stack.APIURL, nil
 }
 
 // jsString is s as a JavaScript string literal; see installation.

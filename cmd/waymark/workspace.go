@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/deployed"
 	"github.com/waymarkhq/waymark/internal/devstack"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
@@ -43,10 +44,11 @@ func openGraph(ctx context.Context, g globals) (*wiring.Graph, error) {
 		}
 		cfg = state.Config()
 	} else {
-		var err error
-		if cfg, err = config.FromStack(ctx, g.region); err != nil {
+		stack, err := deployed.Find(ctx, g.region)
+		if err != nil {
 			return nil, err
 		}
+		cfg = stack.Config
 	}
 	return wiring.New(ctx, cfg, wiring.Logger(io.Discard, "error"))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/deployed"
 	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/schema"
 )
@@ -309,16 +310,16 @@ func (s *waymarkStack) addDomain() {
 // addOutputs publishes what the operator CLI and the README need; they are
 // not exported, so that no other stack can come to depend on this one.
 func (s *waymarkStack) addOutputs() {
-	awscdk.NewCfnOutput(s.stack, jsii.String("ApiUrl"), &awscdk.CfnOutputProps{
+	awscdk.NewCfnOutput(s.stack, jsii.String(deployed.OutputAPIURL), &awscdk.CfnOutputProps{
 		Description: jsii.String("Base URL of the API for the snippet and servers"),
 		Value:       s.stage.Url(),
 	})
-	awscdk.NewCfnOutput(s.stack, jsii.String("KmsKeyArn"), &awscdk.CfnOutputProps{
+	awscdk.NewCfnOutput(s.stack, jsii.String(deployed.OutputKMSKeyARN), &awscdk.CfnOutputProps{
 		Description: jsii.String("Customer-managed key of the tables and the field data keys"),
 		Value:       s.key.KeyArn(),
 	})
 	for _, t := range schema.All() {
-		awscdk.NewCfnOutput(s.stack, jsii.String(t.Name+"TableName"), &awscdk.CfnOutputProps{
+		awscdk.NewCfnOutput(s.stack, jsii.String(deployed.TableOutput(t.Name)), &awscdk.CfnOutputProps{
 			Description: jsii.String("Physical name of the " + t.Name + " table (" + t.EnvVar + ")"),
 			Value:       s.tables[t.Name].TableName(),
 		})

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// usage is what one request consumed.
+type usage struct {
+	name        string
+	reads       float64 // read request units
+	writes      float64 // write request units, the table's and its indexes'
+	indexWrites float64 // of writes, those of global secondary indexes
+	// calls lists each DynamoDB call with its units, † marking those
+	// computed by AWS's rule rather than read from the local engine.
+	calls  []string
+	answer map[string]any
+}
+
+// measureUsage serves one request on a graph whose probe asks for capacity.
+//
+// DynamoDB Local reports the capacity of GetItem, PutItem, UpdateItem and
+// Query as the service charges it (machine notes), global index writes
+// included, with one exception seen here: a Query that finds nothing is
+// reported as 0, where AWS's rule for reads is that a read request consumes
+// at least one unit of its kind (1 strongly consistent, ½ eventually
+// consistent) even when nothing is found; that minimum is applied. The
+// engine's transaction figures would be wrong, but the store makes no
+// transactions (a TransactWriteItems would be priced by the rule of 2 units
+// per item up to 1 KB).
+func measureUsage(ctx context.Context, g *graph, name string, r request) (usage, error) {
+	rec := &recorder{}
+	resp, err := g.serve(ctx, r, rec)
+	if err != nil {
+		return usage{}, fmt.Errorf("%s: %w", name, err)
+	}
+	u := usage{name: name}
+	for _, c := range rec.snapshot() {
+		if c.service != "dynamodb" {
+			continue
+		}
+		units := c.units
+		mark := ""
+		if read, consistent := readKind(c.input); read {
+			if least := minReadUnits(consistent); units < least {
+				units, mark = least, "†"
+			}
+			u.reads += units
+		} else {
+			u.writes += units
+			u.indexWrites += c.indexUnits
+		}
+		u.calls = append(u.calls, c.op+" "+formatUnits(units)+mark)
+	}
+	if err := json.Unmarshal([]byte(resp.Body), &u.answer); err != nil {
+		return usage{}, fmt.Errorf("%s: answer: %w", name, err)
+	}
+	return u, nil
+}
+
+// readKind says whether a DynamoDB input is a read, and a strongly
+// consistent one.
+func readKind(input any) (read, consistent bool) {
+	switch in := input.(type) {
+	case *dynamodb.GetItemInput:
+		return true, aws.ToBool(in.ConsistentRead)
+	case *dynamodb.QueryInput:
+		return true, aws.ToBool(in.ConsistentRead)
+	}
+	return false, false
+}
+
+func minReadUnits(consistent bool) float64 {
+	if consistent {
+		return 1
+	}
+	return 0.5
+}
+
+func formatUnits(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// summary renders the units and the calls that consumed them.
+func (u usage) summary() string {
+	s := fmt.Sprintf("%s RRU + %s WRU", formatUnits(u.reads), formatUnits(u.writes))
+	if u.indexWrites > 0 {
+		s += fmt.Sprintf(" (%s for the index)", formatUnits(u.indexWrites))
+	}
+	return s + ": " + strings.Join(u.calls, " · ")
+}
+
+// capacityScenario is a request whose usage is reported, with what it
+// needs done before (by the same instance, uncounted).
+type capacityScenario struct {
+	name   string
+	before []request
+	r      request
+}
+
+func capacityScenarios(w workload) []capacityScenario {
+	return []capacityScenario{
+		{name: "identify, new user", r: w.identify("cap-a@example.com", "pro")},
+		{name: "identify, returning, unchanged", r: w.identify("cap-a@example.com", "pro")},
+		{name: "identify, returning, props changed", r: w.identify("cap-a@example.com", "enterprise")},
+		{name: "events, 1 event", r: w.event1("cap-a@example.com", "cap-one", 1)},
+		{name: "events, 25 events over 5 content items", before: []request{w.identify("cap-b@example.com", "pro")}, r: w.events("cap-b@example.com", "cap-batch", 25, 5)},
+		{name: "events, the same 25 events again (a retry)", r: w.events("cap-b@example.com", "cap-batch", 25, 5)},
+		{name: "events, 25 events over 5 content items that remember 400 events each", before: heavy(w, "cap-d@example.com"), r: w.events("cap-d@example.com", "cap-heavy", 25, 5)},
+		{name: "events, 1 event on a content item that remembers 400 events", r: w.event1("cap-d@example.com", "cap-heavy-one", 1)},
+		{name: "state, user with 20 content items", before: []request{w.identify("cap-c@example.com", "pro"), w.events("cap-c@example.com", "cap-twenty", 20, 20)}, r: w.state("cap-c@example.com")},
+		{name: "feedback", r: w.feedback("cap-a@example.com")},
+	}
+}
+
+// heavy makes a user whose five content items each remember 400 events (80
+// batches of 25), as a hint shown on every page view of a busy user does
+// within the idempotency window: each remembered event takes 12 bytes of
+// the item.
+func heavy(w workload, username string) []request {
+	reqs := []request{w.identify(username, "pro")}
+	for b := range 80 {
+		reqs = append(reqs, w.events(username, fmt.Sprintf("cap-heavy-%d", b), 25, 5))
+	}
+	return reqs
+}
+
+// capacity measures every scenario on one warm instance.
+func capacity(ctx context.Context, g *graph, w workload) ([]usage, error) {
+	// Warm: the workspace is read and its secrets unwrapped once per
+	// instance, not per request.
+	if _, err := g.serve(ctx, w.state("cap-warm@example.com"), nil); err != nil {
+		return nil, err
+	}
+	var out []usage
+	for _, sc := range capacityScenarios(w) {
+		for _, r := range sc.before {
+			if _, err := g.serve(ctx, r, nil); err != nil {
+				return nil, err
+			}
+		}
+		u, err := measureUsage(ctx, g, sc.name, sc.r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
