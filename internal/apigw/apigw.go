@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -86,7 +87,9 @@ func (a *API) Handler(function string) Handler {
 			// API Gateway sends a function only its own routes; anything
 			// else is a misconfiguration, answered like an unknown route.
 			r = route{endpoint: func(context.Context, service.Call, events.APIGatewayV2HTTPRequest, []byte) (any, error) {
-				return nil, waymark.Errorf(waymark.EInternal, "route %q is not served by this function", req.RouteKey)
+				// Not an *waymark.Error: the caller gets a bare internal
+				// error, the log gets the route.
+				return nil, fmt.Errorf("apigw: route %q is not served by function %s", req.RouteKey, function)
 			}}
 		}
 		return a.serve(ctx, req, r.endpoint, r.status), nil

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/devstack"
+	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
 
@@ -291,5 +293,15 @@ func TestLogsCarryRequestIDAndNoPersonalData(t *testing.T) {
 	}
 	if strings.Contains(logBuffer.String(), user) {
 		t.Fatal("username in the logs")
+	}
+}
+
+// A route sent to a function that does not serve it (a misconfigured
+// gateway) is an internal error that reveals nothing.
+func TestRouteOfAnotherFunction(t *testing.T) {
+	r := invokeRoute(t, map[string]apigw.Handler{"state": handlers["state"]}, routes.Route{Method: "POST", Path: "/v1/identify", Function: "state"},
+		mustJSON(map[string]any{"workspace": "demo", "user": map[string]any{"username": "someone-unknown"}}), nil, nil)
+	if r.Status != 500 || r.errorCode() != "internal" || strings.Contains(mustJSON(r.Body), "state") {
+		t.Fatalf("%d %v", r.Status, r.Body)
 	}
 }
