@@ -7,11 +7,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/waymarkhq/waymark/internal/devstack"
 )
 
 func TestInvokeUsage(t *testing.T) {
@@ -53,15 +50,7 @@ func TestInvokeAgainstTheDevStackOrItsOwn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a function and starts the local engines")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	t.Setenv("WAYMARK_STATE_DIR", dir)
-	dev, err := devstack.Start(ctx, devstack.Options{StateDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Stop()
+	dev := startDev(t)
 
 	// By logical id, as `sam local invoke` names it.
 	resp, log := invokeCLI(t, "--quiet", "EventsFunction", "../../events-samples/events.json")

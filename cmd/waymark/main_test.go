@@ -34,9 +34,10 @@ func post(t *testing.T, url, body string) map[string]any {
 	return out
 }
 
-// The operator's path end to end against the local stack: create a
-// workspace, identify a user through the API, export, erase, verify gone.
-func TestLocalEndToEnd(t *testing.T) {
+// startDev starts a local stack for one test, its state file where
+// `waymark --local` looks for it, and stops it when the test ends.
+func startDev(t *testing.T) *devstack.Dev {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -45,7 +46,14 @@ func TestLocalEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dev.Stop()
+	t.Cleanup(func() { dev.Stop() })
+	return dev
+}
+
+// The operator's path end to end against the local stack: create a
+// workspace, identify a user through the API, export, erase, verify gone.
+func TestLocalEndToEnd(t *testing.T) {
+	dev := startDev(t)
 
 	out, err := cli(t, "--local", "workspace", "create", "--name", "CLI test", "--retention", "90", "--json")
 	if err != nil {

@@ -39,11 +39,7 @@ func runUserExport(ctx context.Context, g globals, args []string, stdout, _ io.W
 	if *code == "" || len(positional) != 1 {
 		return usageError("user export: give --workspace CODE and one USERNAME")
 	}
-	graph, err := openGraph(ctx, g)
-	if err != nil {
-		return err
-	}
-	ws, err := loadWorkspace(ctx, graph, *code)
+	graph, ws, err := openWorkspace(ctx, g, *code)
 	if err != nil {
 		return err
 	}
@@ -67,11 +63,7 @@ func runUserDelete(ctx context.Context, g globals, args []string, stdout, _ io.W
 	if *code == "" || len(positional) == 0 {
 		return usageError("user delete: give --workspace CODE and at least one USERNAME")
 	}
-	graph, err := openGraph(ctx, g)
-	if err != nil {
-		return err
-	}
-	ws, err := loadWorkspace(ctx, graph, *code)
+	graph, ws, err := openWorkspace(ctx, g, *code)
 	if err != nil {
 		return err
 	}
@@ -104,11 +96,7 @@ func runFeedbackList(ctx context.Context, g globals, args []string, stdout, stde
 	if *code == "" {
 		return usageError("feedback list: --workspace is required")
 	}
-	graph, err := openGraph(ctx, g)
-	if err != nil {
-		return err
-	}
-	ws, err := loadWorkspace(ctx, graph, *code)
+	graph, ws, err := openWorkspace(ctx, g, *code)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,16 @@ func loadWorkspace(ctx context.Context, graph *wiring.Graph, code string) (*waym
 	return ws, err
 }
 
+// openWorkspace connects to the stack and reads one workspace.
+func openWorkspace(ctx context.Context, g globals, code string) (*wiring.Graph, *waymark.Workspace, error) {
+	graph, err := openGraph(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	ws, err := loadWorkspace(ctx, graph, code)
+	return graph, ws, err
+}
+
 // parseCode parses the flags of a command that takes one workspace CODE.
 func parseCode(fs *flag.FlagSet, args []string, stdout io.Writer) (string, bool, error) {
 	positional, help, err := parseArgs(fs, "CODE", args, stdout)
@@ -214,11 +224,7 @@ func runWorkspaceShow(ctx context.Context, g globals, args []string, stdout, _ i
 	if help || err != nil {
 		return err
 	}
-	graph, err := openGraph(ctx, g)
-	if err != nil {
-		return err
-	}
-	ws, err := loadWorkspace(ctx, graph, code)
+	_, ws, err := openWorkspace(ctx, g, code)
 	if err != nil {
 		return err
 	}
@@ -228,11 +234,7 @@ func runWorkspaceShow(ctx context.Context, g globals, args []string, stdout, _ i
 // changeWorkspace reads a workspace, lets change alter it and writes it back
 // over the version read, so two operators cannot overwrite each other.
 func changeWorkspace(ctx context.Context, g globals, code string, change func(*waymark.Workspace) error) (*waymark.Workspace, error) {
-	graph, err := openGraph(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	ws, err := loadWorkspace(ctx, graph, code)
+	graph, ws, err := openWorkspace(ctx, g, code)
 	if err != nil {
 		return nil, err
 	}
