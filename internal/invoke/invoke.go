@@ -24,7 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -198,7 +197,7 @@ func start(ctx context.Context, opts Options) (*Emulator, error) {
 		out = io.MultiWriter(e.tail, opts.Log)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = localstack.GroupAttr()
 	e.Started = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("invoke: start %s: %w", opts.Emulator, err)
@@ -323,15 +322,8 @@ func (e *Emulator) Stop() error {
 			return
 		default:
 		}
-		pgid := e.cmd.Process.Pid
-		if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := localstack.StopGroup(e.cmd.Process.Pid, e.done, stopGrace); err != nil {
 			e.stopErr = fmt.Errorf("invoke: stop the emulator: %w", err)
-		}
-		select {
-		case <-e.done:
-		case <-time.After(stopGrace):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-e.done
 		}
 	})
 	return e.stopErr

@@ -78,7 +78,7 @@ func startEngine(ctx context.Context, spec engineSpec) (*Engine, error) {
 		return nil, fmt.Errorf("localstack: %s: %w", e.name, err)
 	}
 	e.cmd.Stdout, e.cmd.Stderr = pw, pw
-	e.cmd.SysProcAttr = sysProcAttr()
+	e.cmd.SysProcAttr = GroupAttr()
 	err = e.cmd.Start()
 	pw.Close()
 	if err != nil {
@@ -178,20 +178,29 @@ func (e *Engine) Stop() error {
 			return
 		default:
 		}
-		pgid := e.cmd.Process.Pid
-		// The group, not just the process: a child the engine may have
-		// started goes with it.
-		if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := StopGroup(e.cmd.Process.Pid, e.done, stopGrace); err != nil {
 			e.stopErr = fmt.Errorf("localstack: stop %s: %w", e.name, err)
-		}
-		select {
-		case <-e.done:
-		case <-time.After(stopGrace):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-e.done
 		}
 	})
 	return e.stopErr
+}
+
+// StopGroup ends the process group a child started with GroupAttr leads:
+// SIGTERM, then SIGKILL after grace. The group, not just the process, so
+// whatever the child started goes with it. done is closed once the child has
+// been reaped; StopGroup returns after that.
+func StopGroup(pid int, done <-chan struct{}, grace time.Duration) error {
+	var err error
+	if kerr := syscall.Kill(-pid, syscall.SIGTERM); kerr != nil && !errors.Is(kerr, syscall.ESRCH) {
+		err = kerr
+	}
+	select {
+	case <-done:
+	case <-time.After(grace):
+		syscall.Kill(-pid, syscall.SIGKILL)
+		<-done
+	}
+	return err
 }
 
 func (e *Engine) removeTemp() {

@@ -4,10 +4,10 @@ package localstack
 
 import "syscall"
 
-// sysProcAttr puts an engine in its own process group, so Stop can end it
-// with everything it started. Only Linux can also have the kernel kill it when
+// GroupAttr puts a child (an engine, the Lambda emulator) in its own
+// process group, so StopGroup can end it with everything it started. Only Linux can also have the kernel kill it when
 // its parent dies; elsewhere a crashed parent leaves the engines to be ended
 // by hand.
-func sysProcAttr() *syscall.SysProcAttr {
+func GroupAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
