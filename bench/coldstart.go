@@ -15,12 +15,13 @@ import (
 
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/invoke"
+	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/routes"
 )
 
 // helloPackage is the smallest aws-lambda-go function behind an HTTP API,
 // the baseline of the cold starts.
-const helloPackage = invoke.ModulePath + "/internal/invoke/testdata/hello"
+const helloPackage = localstack.ModulePath + "/internal/invoke/testdata/hello"
 
 // builds are the binaries the run needs, made before anything is measured
 // (compiling would disturb the measurements).
@@ -47,7 +48,7 @@ func buildAll(ctx context.Context, dir string) (builds, error) {
 	if b.host, err = invoke.Build(ctx, filepath.Join(dir, "host"), packages()...); err != nil {
 		return b, err
 	}
-	if b.rie, err = invoke.EmulatorPath(ctx); err != nil {
+	if b.rie, err = localstack.ToolPath(ctx, localstack.EmulatorTool); err != nil {
 		return b, err
 	}
 	b.arm64, err = buildARM64(ctx, filepath.Join(dir, "arm64"), packages())

@@ -84,7 +84,7 @@ func runInvoke(ctx context.Context, _ globals, args []string, stdout, stderr io.
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if bins, buildErr = invoke.Build(ctx, buildDir, invoke.FunctionPackage(fn.Name)); buildErr == nil {
-			rie, buildErr = invoke.EmulatorPath(ctx)
+			rie, buildErr = localstack.ToolPath(ctx, localstack.EmulatorTool)
 		}
 	})
 	cfg, region, stop, stackErr := localTarget(ctx, stderr)

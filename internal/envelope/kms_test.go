@@ -16,7 +16,7 @@ import (
 func TestEnvelopeWithLocalKMS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := localstack.LocalKMSBinary(ctx)
+	bin, err := localstack.ToolPath(ctx, localstack.LocalKMSTool)
 	if err != nil {
 		t.Fatal(err)
 	}

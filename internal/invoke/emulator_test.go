@@ -23,7 +23,7 @@ import (
 
 // helloPackage is the hello-world function the benchmarks measure Waymark's
 // functions against.
-const helloPackage = invoke.ModulePath + "/internal/invoke/testdata/hello"
+const helloPackage = localstack.ModulePath + "/internal/invoke/testdata/hello"
 
 // fixture is what the emulator tests and benchmarks share: every function
 // built once, the emulator's binary and a local stack with the demo
@@ -74,7 +74,7 @@ func setup(tb testing.TB) {
 		var buildErr, rieErr, stackErr error
 		var wg sync.WaitGroup
 		wg.Go(func() { fixture.bins, buildErr = invoke.Build(ctx, fixture.dir, pkgs...) })
-		wg.Go(func() { fixture.rie, rieErr = invoke.EmulatorPath(ctx) })
+		wg.Go(func() { fixture.rie, rieErr = localstack.ToolPath(ctx, localstack.EmulatorTool) })
 		wg.Go(func() { fixture.stack, stackErr = invoke.StartStack(ctx, localstack.Options{TablePrefix: "invoke-"}) })
 		wg.Wait()
 		fixture.err = errors.Join(buildErr, rieErr, stackErr)

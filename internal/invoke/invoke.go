@@ -33,11 +33,8 @@ import (
 	"github.com/waymarkhq/waymark/internal/routes"
 )
 
-// ModulePath is the module the functions live in.
-const ModulePath = "github.com/waymarkhq/waymark"
-
 // FunctionPackage is the import path of a function's main package.
-func FunctionPackage(name string) string { return ModulePath + "/functions/" + name }
+func FunctionPackage(name string) string { return localstack.ModulePath + "/functions/" + name }
 
 // Build compiles main packages for the host with the flags of the deployed
 // build (static, no RPC mode of aws-lambda-go, reproducible paths, stripped),
@@ -77,19 +74,6 @@ func withoutVars(env []string, names ...string) []string {
 	})
 }
 
-// EmulatorPath returns the aws-lambda-rie binary pinned by the module's tool
-// directive, building it into the Go build cache if needed.
-func EmulatorPath(ctx context.Context) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "tool", "-n", "aws-lambda-rie")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("invoke: go tool -n aws-lambda-rie: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return string(bytes.TrimSpace(out)), nil
-}
-
 // FunctionEnv is the whole environment of fn under the emulator: the
 // variables the CDK stack sets (config.Config.Env; the stack logs at info),
 // pointed at the local engines of cfg, and those the Lambda service adds
@@ -112,7 +96,7 @@ func FunctionEnv(fn routes.Function, cfg config.Config, region string) map[strin
 
 // Options for Start.
 type Options struct {
-	// Emulator is the aws-lambda-rie binary (EmulatorPath).
+	// Emulator is the aws-lambda-rie binary (localstack.ToolPath with localstack.EmulatorTool).
 	Emulator string
 	// Bootstrap is the function's binary (Build). It runs in its own
 	// directory, as a bootstrap runs in /var/task.

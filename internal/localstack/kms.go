@@ -19,51 +19,57 @@ import (
 	"github.com/waymarkhq/waymark/internal/config"
 )
 
-// modulePath is the module whose go.mod pins local-kms as a tool.
-const modulePath = "github.com/waymarkhq/waymark"
+// ModulePath is Waymark's module: its go.mod pins the tools (local-kms, the
+// Lambda Runtime Interface Emulator), and its packages are what is built.
+const ModulePath = "github.com/waymarkhq/waymark"
 
 // LocalAccountID is the account id local-kms puts in its key ARNs.
 const LocalAccountID = "111122223333"
 
-// LocalKMSBinary returns the path of the local-kms binary pinned by the
-// module's tool directive, building it into the Go build cache if needed.
-// It looks for the module from the working directory upwards, so it works
-// from the repository root (make, waymark dev) and from a package directory
-// (go test).
-func LocalKMSBinary(ctx context.Context) (string, error) {
+// Tools pinned by the module's tool directives.
+const (
+	LocalKMSTool = "local-kms"
+	EmulatorTool = "aws-lambda-rie"
+)
+
+// ToolPath returns the path of a tool pinned by the module's tool
+// directives, building it into the Go build cache if needed. It looks for
+// the module from the working directory upwards, so it works from the
+// repository root (make, waymark dev) and from a package directory (go test).
+func ToolPath(ctx context.Context, tool string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		return "", errors.New("Go is required to build local-kms: install Go as go.mod says")
+		return "", fmt.Errorf("Go is required to build %s: install Go as go.mod says", tool)
 	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("localstack: %w", err)
 	}
-	root, err := moduleRoot(wd)
+	root, err := moduleRoot(wd, tool)
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, goBin, "tool", "-n", "local-kms")
+	cmd := exec.CommandContext(ctx, goBin, "tool", "-n", tool)
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("localstack: go tool -n local-kms: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+		return "", fmt.Errorf("localstack: go tool -n %s: %w: %s", tool, err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return string(bytes.TrimSpace(out)), nil
 }
 
 // moduleRoot finds the directory of the waymark go.mod at or above dir.
-func moduleRoot(dir string) (string, error) {
+func moduleRoot(dir, tool string) (string, error) {
 	for d := dir; ; {
 		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil && modfile.ModulePath(data) == modulePath {
+		if err == nil && modfile.ModulePath(data) == ModulePath {
 			return d, nil
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("localstack: local-kms is built from the %s module: run this inside its checkout", modulePath)
+			return "", fmt.Errorf("localstack: %s is built from the %s module: run this inside its checkout", tool, ModulePath)
 		}
 		d = parent
 	}
@@ -71,7 +77,7 @@ func moduleRoot(dir string) (string, error) {
 
 // KMSOptions for StartKMS.
 type KMSOptions struct {
-	// Binary is the local-kms executable (LocalKMSBinary).
+	// Binary is the local-kms executable (ToolPath(ctx, LocalKMSTool)).
 	Binary string
 	// DataPath is the directory of local-kms's database; it must exist.
 	DataPath string

