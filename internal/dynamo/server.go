@@ -17,9 +17,9 @@ import (
 // ListWorkspaces reads every workspace (operator CLI; a deployment holds few).
 func (s *Store) ListWorkspaces(ctx context.Context) ([]*waymark.Workspace, error) {
 	var out []*waymark.Workspace
-	in := &dynamodb.ScanInput{TableName: s.table(schema.WorkspacesTable), ConsistentRead: aws.Bool(true)}
-	for {
-		page, err := s.db.Scan(ctx, in)
+	pages := dynamodb.NewScanPaginator(s.db, &dynamodb.ScanInput{TableName: s.table(schema.WorkspacesTable), ConsistentRead: aws.Bool(true)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, mapError("scan workspaces", err)
 		}
@@ -30,11 +30,8 @@ func (s *Store) ListWorkspaces(ctx context.Context) ([]*waymark.Workspace, error
 			}
 			out = append(out, ws)
 		}
-		if len(page.LastEvaluatedKey) == 0 {
-			return out, nil
-		}
-		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
+	return out, nil
 }
 
 // FeedbackMonth is the index partition of a workspace's feedback of one month.
@@ -165,18 +162,21 @@ func (s *Store) queryPartition(ctx context.Context, table, pk, prefix string) ([
 		in.KeyConditionExpression = aws.String("pk = :pk AND begins_with(sk, :prefix)")
 		in.ExpressionAttributeValues[":prefix"] = str(prefix)
 	}
+	return s.queryAll(ctx, "query "+table, in)
+}
+
+// queryAll reads every page of a query, with the SDK's paginator.
+func (s *Store) queryAll(ctx context.Context, op string, in *dynamodb.QueryInput) ([]map[string]types.AttributeValue, error) {
 	var items []map[string]types.AttributeValue
-	for {
-		out, err := s.db.Query(ctx, in)
+	pages := dynamodb.NewQueryPaginator(s.db, in)
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, mapError("query "+table, err)
+			return nil, mapError(op, err)
 		}
 		items = append(items, out.Items...)
-		if len(out.LastEvaluatedKey) == 0 {
-			return items, nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+	return items, nil
 }
 
 // EraseUser deletes every item of a user in every table: content state with
@@ -231,23 +231,11 @@ func (s *Store) queryPartitionKeys(ctx context.Context, t schema.Table, pk strin
 	if t.SortKey != nil {
 		projection += ", " + t.SortKey.Name
 	}
-	in := &dynamodb.QueryInput{
+	return s.queryAll(ctx, "query "+t.Name, &dynamodb.QueryInput{
 		TableName:                 s.table(t.Name),
 		KeyConditionExpression:    aws.String(t.PartitionKey.Name + " = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
 		ProjectionExpression:      aws.String(projection),
 		ConsistentRead:            aws.Bool(true),
-	}
-	var keys []map[string]types.AttributeValue
-	for {
-		out, err := s.db.Query(ctx, in)
-		if err != nil {
-			return nil, mapError("query "+t.Name, err)
-		}
-		keys = append(keys, out.Items...)
-		if len(out.LastEvaluatedKey) == 0 {
-			return keys, nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
+	})
 }

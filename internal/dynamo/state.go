@@ -127,30 +127,24 @@ func contentFromItem(item map[string]types.AttributeValue) (*waymark.ContentItem
 // reads are for writers, which must see the latest version; readers of state
 // use eventually consistent reads at half the cost.
 func (s *Store) LoadState(ctx context.Context, userKey string, consistent bool) ([]*waymark.ContentItem, error) {
-	var items []*waymark.ContentItem
-	in := &dynamodb.QueryInput{
+	raw, err := s.queryAll(ctx, "query state", &dynamodb.QueryInput{
 		TableName:                 s.table(schema.ContentStateTable),
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(userKey)},
 		ConsistentRead:            aws.Bool(consistent),
+	})
+	if err != nil {
+		return nil, err
 	}
-	for {
-		out, err := s.db.Query(ctx, in)
+	items := make([]*waymark.ContentItem, 0, len(raw))
+	for _, it := range raw {
+		c, err := contentFromItem(it)
 		if err != nil {
-			return nil, mapError("query state", err)
+			return nil, err
 		}
-		for _, it := range out.Items {
-			c, err := contentFromItem(it)
-			if err != nil {
-				return nil, err
-			}
-			items = append(items, c)
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return items, nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		items = append(items, c)
 	}
+	return items, nil
 }
 
 // GetContent reads one content item consistently; a missing one is
