@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -125,27 +126,20 @@ func scanForPlaintext(ctx context.Context) int {
 		for _, a := range t.Attributes {
 			declared[a.Name] = true
 		}
-		in := &dynamodb.ScanInput{TableName: &[]string{stack.Tables[t.Name]}[0]}
-		for {
-			out, err := db.Scan(ctx, in)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "scan:", err)
-				return 1
-			}
-			for _, it := range out.Items {
-				items++
-				for name, av := range it {
-					dumpValue(&dump, av)
-					if !declared[name] {
-						fmt.Fprintf(os.Stderr, "%s item has attribute %q that the schema (and so the data inventory) does not declare\n", t.Name, name)
-						undeclared++
-					}
+		all, err := scanTable(ctx, t.Name)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scan:", err)
+			return 1
+		}
+		for _, it := range all {
+			items++
+			for name, av := range it {
+				dumpValue(&dump, av)
+				if !declared[name] {
+					fmt.Fprintf(os.Stderr, "%s item has attribute %q that the schema (and so the data inventory) does not declare\n", t.Name, name)
+					undeclared++
 				}
 			}
-			if len(out.LastEvaluatedKey) == 0 {
-				break
-			}
-			in.ExclusiveStartKey = out.LastEvaluatedKey
 		}
 	}
 	logs := logBuffer.String()
@@ -171,6 +165,20 @@ func scanForPlaintext(ctx context.Context) int {
 		return 1
 	}
 	return 0
+}
+
+// scanTable reads every item of a table.
+func scanTable(ctx context.Context, logical string) ([]map[string]types.AttributeValue, error) {
+	var items []map[string]types.AttributeValue
+	pages := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(stack.Tables[logical])})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, out.Items...)
+	}
+	return items, nil
 }
 
 func dumpValue(w *bytes.Buffer, av types.AttributeValue) {
@@ -339,15 +347,23 @@ func workspace(t testing.TB, code string) *waymark.Workspace {
 // newWorkspace creates a workspace for one test.
 func newWorkspace(t testing.TB, opts waymark.NewWorkspaceOptions) *waymark.Workspace {
 	t.Helper()
+	ws, _ := workspaceWithKey(t, opts)
+	return ws
+}
+
+// workspaceWithKey creates a workspace for one test and returns it with its
+// server API key.
+func workspaceWithKey(t testing.TB, opts waymark.NewWorkspaceOptions) (*waymark.Workspace, string) {
+	t.Helper()
 	if opts.Name == "" {
 		opts.Name = t.Name()
 	}
-	ws, _, err := waymark.NewWorkspace(opts, time.Now())
+	ws, key, err := waymark.NewWorkspace(opts, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := graph.Store.PutWorkspace(context.Background(), ws); err != nil {
 		t.Fatal(err)
 	}
-	return ws
+	return ws, key
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/waymarkhq/waymark/internal/routes"
@@ -39,44 +38,23 @@ func server(t testing.TB, routeKey, key, body string, query url.Values) response
 	return invokeRoute(t, handlers, serverRoute(t, routeKey), body, headers, query)
 }
 
-// workspaceWithKey creates a workspace and returns it with its secret key.
-func workspaceWithKey(t testing.TB, opts waymark.NewWorkspaceOptions) (*waymark.Workspace, string) {
-	t.Helper()
-	opts.Name = t.Name()
-	ws, key, err := waymark.NewWorkspace(opts, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := graph.Store.PutWorkspace(context.Background(), ws); err != nil {
-		t.Fatal(err)
-	}
-	return ws, key
-}
-
 // scanForKey counts the items of every table that mention a user key in any
 // attribute.
 func scanForKey(t testing.TB, userKey string) int {
 	t.Helper()
 	n := 0
 	for _, tb := range schema.All() {
-		in := &dynamodb.ScanInput{TableName: &[]string{stack.Tables[tb.Name]}[0]}
-		for {
-			out, err := db.Scan(context.Background(), in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, item := range out.Items {
-				for _, av := range item {
-					if s, ok := av.(*types.AttributeValueMemberS); ok && strings.Contains(s.Value, userKey) {
-						n++
-						break
-					}
+		items, err := scanTable(context.Background(), tb.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range items {
+			for _, av := range item {
+				if s, ok := av.(*types.AttributeValueMemberS); ok && strings.Contains(s.Value, userKey) {
+					n++
+					break
 				}
 			}
-			if len(out.LastEvaluatedKey) == 0 {
-				break
-			}
-			in.ExclusiveStartKey = out.LastEvaluatedKey
 		}
 	}
 	return n
