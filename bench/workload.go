@@ -15,7 +15,6 @@ import (
 	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/dynamo"
-	"github.com/waymarkhq/waymark/internal/envelope"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
@@ -54,8 +53,7 @@ func newGraph(ctx context.Context, cfg config.Config, opts graphOptions) (*graph
 			o.HTTPClient = &http.Client{Transport: opts.transport}
 		}
 	})
-	env := envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{})
-	store := dynamo.New(db, env, cfg.Tables)
+	store, _ := wiring.SealedStore(db, kmsClient, cfg)
 	svc := service.New(store, service.Options{})
 	// A Lambda logs each request as JSON to stdout; the same logger
 	// writing nowhere keeps its cost in the figures.

@@ -18,9 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/waymarkhq/waymark/internal/apigw"
-	"github.com/waymarkhq/waymark/internal/dynamo"
 	"github.com/waymarkhq/waymark/internal/envelope"
 	"github.com/waymarkhq/waymark/internal/service"
+	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
@@ -96,8 +96,8 @@ func faultyGraph(t testing.TB, dbFaults, kmsFaults *faultyTransport) (map[string
 	if kmsFaults != nil {
 		kmsClient = kms.New(kmsClient.Options(), func(o *kms.Options) { o.HTTPClient = kmsFaults })
 	}
-	env := envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{})
-	svc := service.New(dynamo.New(dbClient, env, cfg.Tables), service.Options{})
+	store, env := wiring.SealedStore(dbClient, kmsClient, cfg)
+	svc := service.New(store, service.Options{})
 	return apigw.New(svc, wiring.Logger(&logBuffer, "debug")).Handlers(), env
 }
 
@@ -141,19 +141,28 @@ func TestKMSUnavailableFailsClosed(t *testing.T) {
 	}
 }
 
-// The data-key cache: a warm function makes a bounded number of KMS calls,
-// whatever the number of writes.
+// The data-key cache: a function instance makes a bounded number of KMS
+// calls, whatever the number of writes, and a new instance writing over
+// what another one wrote shares its sealing key instead of adding its own.
 func TestKMSCallsPerWrites(t *testing.T) {
-	hs, env := faultyGraph(t, nil, nil)
-	for i := range 200 {
-		user := uniqueUser(t)
-		r := invokeWith(t, hs, "identify", mustJSON(map[string]any{"workspace": "demo", "user": map[string]any{"username": user, "props": map[string]any{"n": i}}}), nil)
-		if r.Status != 200 {
-			t.Fatalf("%d %v", r.Status, r.Body)
-		}
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{})
+	users := make([]string, 200)
+	for i := range users {
+		users[i] = uniqueUser(t)
 	}
-	// One Decrypt for the workspace's secrets, one GenerateDataKey.
-	if calls := env.KMSCalls(); calls > 2 {
-		t.Fatalf("%d KMS calls for 200 writes", calls)
+	for instance := range 2 {
+		hs, env := faultyGraph(t, nil, nil)
+		for i, user := range users {
+			r := invokeWith(t, hs, "identify", mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "props": map[string]any{"n": i, "instance": instance}}}), nil)
+			if r.Status != 200 {
+				t.Fatalf("%d %v", r.Status, r.Body)
+			}
+		}
+		// The first: one Decrypt of the workspace's secrets, one
+		// GenerateDataKey. The second, over the users the first sealed:
+		// the same Decrypt, and one of the sealing key the first published.
+		if calls := env.KMSCalls(); calls != 2 {
+			t.Fatalf("instance %d: %d KMS calls for 200 writes, want 2", instance+1, calls)
+		}
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/waymarkhq/waymark/internal/apigw"
-	"github.com/waymarkhq/waymark/internal/dynamo"
-	"github.com/waymarkhq/waymark/internal/envelope"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
@@ -77,8 +75,8 @@ func TestRetentionSetsAndRefreshesExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{})
-	svc := service.New(dynamo.New(dbClient, env, cfg.Tables), service.Options{Now: clk.Now})
+	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
+	svc := service.New(store, service.Options{Now: clk.Now})
 	hs := apigw.New(svc, wiring.Logger(&logBuffer, "info")).Handlers()
 	user := uniqueUser(t)
 	key := ws.UserKey(user)

@@ -38,6 +38,8 @@ var _ DynamoDB = (*dynamodb.Client)(nil)
 type Sealer interface {
 	SealingKey(ctx context.Context, workspace string) (*envelope.Key, error)
 	OpeningKey(ctx context.Context, workspace string, wrapped []byte) (*envelope.Key, error)
+	// Offer passes on the sealing key a workspace read found published.
+	Offer(workspace string, wrapped []byte, at time.Time)
 }
 
 var _ Sealer = (*envelope.Envelope)(nil)

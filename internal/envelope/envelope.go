@@ -17,6 +17,7 @@
 package envelope
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -65,13 +66,34 @@ var ErrUnavailable = errors.New("envelope: KMS unavailable")
 // item or attribute, or sealed under another key.
 var ErrOpen = errors.New("envelope: value does not open")
 
+// KeyBoard is where the instances of a deployment publish each workspace's
+// current sealing key, so that a new instance unwraps the key the others use
+// (one KMS Decrypt, which also opens what they wrote) instead of generating
+// its own and unwrapping theirs besides.
+type KeyBoard interface {
+	// CurrentSealingKey reads the workspace's published key and when it was
+	// generated; nil when none is published.
+	CurrentSealingKey(ctx context.Context, workspace string) (wrapped []byte, at time.Time, err error)
+	// PublishSealingKey publishes next, generated at at, in place of prev
+	// (nil: in place of none). It reports false, and publishes nothing, when
+	// another key replaced prev first.
+	PublishSealingKey(ctx context.Context, workspace string, next []byte, at time.Time, prev []byte) (bool, error)
+}
+
 // Options bound the data-key cache.
 type Options struct {
-	// MaxAge is how long a generated data key seals new values (default 10 min).
+	// MaxAge is how long a data key seals new values after it was generated
+	// (default 10 min).
 	MaxAge time.Duration
-	// MaxUses is how many values one data key seals at most (default 2^20,
-	// far below the 2^32 random-nonce limit of AES-GCM).
+	// MaxUses is how many items one instance seals with one data key at most
+	// (default 2^18). Instances share a key, so the bound that matters for
+	// AES-GCM's random nonces (2^32 values per key) is instances × MaxUses ×
+	// values per item: 1 000 instances (Lambda's default concurrency) × 2^18
+	// × at most 8 sealed values per item = 2^31.
 	MaxUses int64
+	// Board, when set, shares each workspace's sealing key between
+	// instances; without it every instance generates its own.
+	Board KeyBoard
 	// OpenCacheTTL is how long an unwrapped data key is kept for opening
 	// values (default 1 h), and OpenCacheSize how many are kept (default 1024).
 	OpenCacheTTL  time.Duration
@@ -88,6 +110,9 @@ type Envelope struct {
 
 	mu      sync.Mutex
 	sealing map[string]*sealingKey // by workspace
+	// offered holds, by workspace, the published sealing key last seen in a
+	// read of the workspace (Offer), which saves reading it again.
+	offered map[string]offer
 	opening map[string]*openingKey // by workspace + wrapped key
 	// unwrapping holds the Decrypt calls in flight, by the same key as
 	// opening, so that concurrent requests meeting the same data key share
@@ -104,6 +129,11 @@ type sealingKey struct {
 	uses    atomic.Int64
 	ready   chan struct{} // closed once key or err is set
 	err     error
+}
+
+type offer struct {
+	wrapped []byte
+	at      time.Time
 }
 
 type openingKey struct {
@@ -130,7 +160,7 @@ func New(client KMS, keyID string, opts Options) *Envelope {
 		opts.MaxAge = 10 * time.Minute
 	}
 	if opts.MaxUses <= 0 {
-		opts.MaxUses = 1 << 20
+		opts.MaxUses = 1 << 18
 	}
 	if opts.OpenCacheTTL <= 0 {
 		opts.OpenCacheTTL = time.Hour
@@ -141,7 +171,7 @@ func New(client KMS, keyID string, opts Options) *Envelope {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Envelope{kms: client, keyID: keyID, opts: opts, sealing: map[string]*sealingKey{}, opening: map[string]*openingKey{}, unwrapping: map[string]*unwrapCall{}}
+	return &Envelope{kms: client, keyID: keyID, opts: opts, sealing: map[string]*sealingKey{}, offered: map[string]offer{}, opening: map[string]*openingKey{}, unwrapping: map[string]*unwrapCall{}}
 }
 
 // KMSCalls counts the KMS requests made so far.
@@ -151,17 +181,36 @@ func encryptionContext(workspace string) map[string]string {
 	return map[string]string{ContextPurposeKey: ContextPurpose, ContextWorkspaceKey: workspace}
 }
 
-// SealingKey returns the workspace's current data key, generating one when
-// there is none or it is past its age or uses. Concurrent callers share one
-// KMS call.
+// Offer tells the envelope the workspace's published sealing key, as a read
+// of the workspace found it; the next SealingKey that needs a key adopts it
+// while it is younger than MaxAge.
+func (e *Envelope) Offer(workspace string, wrapped []byte, at time.Time) {
+	if len(wrapped) == 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if prev, ok := e.offered[workspace]; !ok || at.After(prev.at) {
+		e.offered[workspace] = offer{wrapped: bytes.Clone(wrapped), at: at}
+	}
+}
+
+// SealingKey returns the workspace's current data key. When the instance has
+// none, or its key is past its age or uses, it adopts the key published on
+// the board if that one is young enough, and otherwise generates a key and
+// publishes it. Concurrent callers share one such change.
 func (e *Envelope) SealingKey(ctx context.Context, workspace string) (*Key, error) {
 	now := e.opts.Now()
 	e.mu.Lock()
 	sk := e.sealing[workspace]
+	var spent []byte // the key being replaced, which must not be adopted again
 	if sk != nil {
 		select {
 		case <-sk.ready:
 			if sk.err != nil || now.After(sk.expires) || sk.uses.Load() >= e.opts.MaxUses {
+				if sk.key != nil {
+					spent = sk.key.Wrapped
+				}
 				sk = nil
 			}
 		default:
@@ -170,9 +219,9 @@ func (e *Envelope) SealingKey(ctx context.Context, workspace string) (*Key, erro
 	if sk == nil {
 		sk = &sealingKey{ready: make(chan struct{})}
 		e.sealing[workspace] = sk
+		offered := e.offered[workspace]
 		e.mu.Unlock()
-		sk.key, sk.err = e.generate(ctx, workspace)
-		sk.expires = now.Add(e.opts.MaxAge)
+		sk.key, sk.expires, sk.err = e.nextSealingKey(ctx, workspace, offered, spent, now)
 		close(sk.ready)
 	} else {
 		e.mu.Unlock()
@@ -186,9 +235,70 @@ func (e *Envelope) SealingKey(ctx context.Context, workspace string) (*Key, erro
 		return nil, sk.err
 	}
 	// Uses are reserved per key handed out: a key sealing several values of
-	// one item counts once per item, which only makes the bound tighter.
+	// one item counts once per item (the bound on MaxUses allows for that).
 	sk.uses.Add(1)
 	return sk.key, nil
+}
+
+// nextSealingKey finds the key to seal with from now on, and until when.
+func (e *Envelope) nextSealingKey(ctx context.Context, workspace string, offered offer, spent []byte, now time.Time) (*Key, time.Time, error) {
+	adoptable := func(wrapped []byte, at time.Time) bool {
+		return len(wrapped) > 0 && !bytes.Equal(wrapped, spent) && now.Before(at.Add(e.opts.MaxAge))
+	}
+	// adopt unwraps a published key. A key that does not unwrap for this
+	// workspace (not one Waymark published) is passed over, not fatal.
+	adopt := func(wrapped []byte, at time.Time) (*Key, time.Time, bool, error) {
+		key, err := e.OpeningKey(ctx, workspace, wrapped)
+		if errors.Is(err, ErrOpen) {
+			return nil, time.Time{}, false, nil
+		}
+		// A key stamped in the future (a skewed clock) still retires on time.
+		return key, minTime(at, now).Add(e.opts.MaxAge), err == nil, err
+	}
+	if e.opts.Board == nil {
+		key, err := e.generate(ctx, workspace)
+		return key, now.Add(e.opts.MaxAge), err
+	}
+	if adoptable(offered.wrapped, offered.at) {
+		if key, until, ok, err := adopt(offered.wrapped, offered.at); ok || err != nil {
+			return key, until, err
+		}
+	}
+	// The offer may be older than the board (a cached workspace): read it.
+	current, at, err := e.opts.Board.CurrentSealingKey(ctx, workspace)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if adoptable(current, at) {
+		if key, until, ok, err := adopt(current, at); ok || err != nil {
+			return key, until, err
+		}
+	}
+	key, err := e.generate(ctx, workspace)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	published, err := e.opts.Board.PublishSealingKey(ctx, workspace, key.Wrapped, now, current)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if !published {
+		// Another instance replaced the same key first: take its key, so
+		// that the instances converge on one, unless it is already unusable.
+		if winner, at, err := e.opts.Board.CurrentSealingKey(ctx, workspace); err == nil && adoptable(winner, at) {
+			if adopted, until, ok, _ := adopt(winner, at); ok {
+				return adopted, until, nil
+			}
+		}
+	}
+	return key, now.Add(e.opts.MaxAge), nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (e *Envelope) generate(ctx context.Context, workspace string) (*Key, error) {

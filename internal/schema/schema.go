@@ -98,6 +98,8 @@ var Workspaces = Table{
 		{Name: "userKeySecret", Holds: "secret for the keyed hash of usernames", Protection: Sealed},
 		{Name: "keys", Holds: "server API keys: id, SHA-256 of the key, created and revoked times", Protection: Hashed},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
+		{Name: "sealKey", Holds: "KMS-wrapped data key the functions seal this workspace's new values with, shared between function instances", Protection: Clear},
+		{Name: "sealKeyAt", Holds: "when that data key was generated (RFC 3339); it seals for 10 minutes", Protection: Clear},
 		{Name: "v", Holds: "item version for optimistic concurrency", Protection: Clear},
 		{Name: TTLAttribute, Holds: "unused on workspaces (schema-wide TTL attribute)", Protection: Clear},
 	},

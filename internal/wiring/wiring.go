@@ -31,10 +31,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Graph, erro
 	if err != nil {
 		return nil, err
 	}
-	env := envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{})
-	store := dynamo.New(db, env, cfg.Tables)
+	store, env := SealedStore(db, kmsClient, cfg)
 	svc := service.New(store, service.Options{})
 	return &Graph{API: apigw.New(svc, log), Service: svc, Store: store, Envelope: env}, nil
+}
+
+// SealedStore builds the store with its envelope, the envelope sharing each
+// workspace's sealing key between instances through the Workspaces table.
+func SealedStore(db dynamo.DynamoDB, kmsClient envelope.KMS, cfg config.Config) (*dynamo.Store, *envelope.Envelope) {
+	env := envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{Board: dynamo.NewKeyBoard(db, cfg.Tables)})
+	return dynamo.New(db, env, cfg.Tables), env
 }
 
 // FromEnv wires a function from its environment, logging to stdout. A
