@@ -113,17 +113,20 @@ func kmsDownHandlers(t testing.TB) map[string]apigw.Handler {
 func TestKMSUnavailableFailsClosed(t *testing.T) {
 	kmsFaults := &faultyTransport{}
 	hs, _ := faultyGraph(t, nil, kmsFaults)
+	// A workspace nothing was written to yet has no sealing key published
+	// (one published and young would be unwrapped with the workspace).
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{})
 	user := uniqueUser(t)
 	// A state read caches the workspace (its secrets need one KMS call)...
-	if r := invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": "demo", "username": user}), nil); r.Status != 200 {
+	if r := invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": ws.Code, "username": user}), nil); r.Status != 200 {
 		t.Fatalf("state: %d %v", r.Status, r.Body)
 	}
 	// ...then KMS goes away before any data key for sealing was generated.
 	kmsFaults.down.Store(true)
 	writes := map[string]string{
-		"identify": mustJSON(map[string]any{"workspace": "demo", "user": map[string]any{"username": user, "email": "kms-down@example.com"}}),
-		"events":   mustJSON(map[string]any{"workspace": "demo", "username": user, "events": []any{map[string]any{"id": "k1", "content": "hint", "contentId": "h", "action": "displayed", "at": "2026-01-01T00:00:00Z"}}}),
-		"feedback": mustJSON(map[string]any{"workspace": "demo", "username": user, "text": "written while KMS is down"}),
+		"identify": mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "email": "kms-down@example.com"}}),
+		"events":   mustJSON(map[string]any{"workspace": ws.Code, "username": user, "events": []any{map[string]any{"id": "k1", "content": "hint", "contentId": "h", "action": "displayed", "at": "2026-01-01T00:00:00Z"}}}),
+		"feedback": mustJSON(map[string]any{"workspace": ws.Code, "username": user, "text": "written while KMS is down"}),
 	}
 	remember("kms-down@example.com", "written while KMS is down")
 	for fn, body := range writes {
@@ -132,11 +135,11 @@ func TestKMSUnavailableFailsClosed(t *testing.T) {
 			t.Errorf("%s: %d %v %v", fn, r.Status, r.Body, r.Headers)
 		}
 	}
-	if n := itemsOfUser(t, workspace(t, "demo").UserKey(user)); n != 0 {
+	if n := itemsOfUser(t, ws.UserKey(user)); n != 0 {
 		t.Fatalf("%d items stored while KMS was down", n)
 	}
 	// State reads need no KMS call once the workspace is cached.
-	if r := invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": "demo", "username": user}), nil); r.Status != 200 {
+	if r := invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": ws.Code, "username": user}), nil); r.Status != 200 {
 		t.Fatalf("state with KMS down: %d %v", r.Status, r.Body)
 	}
 }

@@ -39,7 +39,7 @@ type Sealer interface {
 	SealingKey(ctx context.Context, workspace string) (*envelope.Key, error)
 	OpeningKey(ctx context.Context, workspace string, wrapped []byte) (*envelope.Key, error)
 	// Offer passes on the sealing key a workspace read found published.
-	Offer(workspace string, wrapped []byte, at time.Time)
+	Offer(ctx context.Context, workspace string, wrapped []byte, at time.Time)
 }
 
 var _ Sealer = (*envelope.Envelope)(nil)

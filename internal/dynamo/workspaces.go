@@ -41,7 +41,7 @@ func (s *Store) GetWorkspace(ctx context.Context, code string) (*waymark.Workspa
 func (s *Store) workspaceFromItem(ctx context.Context, item map[string]types.AttributeValue) (*waymark.Workspace, error) {
 	code := getString(item, "code")
 	if wrapped, at := publishedSealingKey(item); wrapped != nil {
-		s.sealer.Offer(code, wrapped, at)
+		s.sealer.Offer(ctx, code, wrapped, at)
 	}
 	opener, err := s.openerFor(ctx, code, schema.WorkspacesTable, code, "", item)
 	if err != nil {

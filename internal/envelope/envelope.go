@@ -183,15 +183,25 @@ func encryptionContext(workspace string) map[string]string {
 
 // Offer tells the envelope the workspace's published sealing key, as a read
 // of the workspace found it; the next SealingKey that needs a key adopts it
-// while it is younger than MaxAge.
-func (e *Envelope) Offer(workspace string, wrapped []byte, at time.Time) {
+// while it is younger than MaxAge. A new, young key starts to be unwrapped
+// at once, so that its KMS call overlaps the request's other work (on a new
+// instance, the Decrypt of the workspace's secrets and the first reads)
+// instead of following it.
+func (e *Envelope) Offer(ctx context.Context, workspace string, wrapped []byte, at time.Time) {
 	if len(wrapped) == 0 {
 		return
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if prev, ok := e.offered[workspace]; !ok || at.After(prev.at) {
+	prev, known := e.offered[workspace]
+	isNew := !known || at.After(prev.at)
+	if isNew {
 		e.offered[workspace] = offer{wrapped: bytes.Clone(wrapped), at: at}
+	}
+	e.mu.Unlock()
+	if isNew && e.opts.Now().Before(at.Add(e.opts.MaxAge)) {
+		// Not bound to the request: a request that ends first must not
+		// fail the unwrap for the next one that waits for it.
+		e.startUnwrap(context.WithoutCancel(ctx), workspace, wrapped)
 	}
 }
 
@@ -355,24 +365,9 @@ func (e *Envelope) evictLocked() {
 // it was unwrapped (or generated) recently. Concurrent callers share one KMS
 // call.
 func (e *Envelope) OpeningKey(ctx context.Context, workspace string, wrapped []byte) (*Key, error) {
-	cacheKey := workspace + "\x00" + string(wrapped)
-	e.mu.Lock()
-	if ok := e.opening[cacheKey]; ok != nil && !e.opts.Now().After(ok.expires) {
-		e.mu.Unlock()
-		return ok.key, nil
-	}
-	call := e.unwrapping[cacheKey]
-	if call == nil {
-		call = &unwrapCall{done: make(chan struct{})}
-		e.unwrapping[cacheKey] = call
-		e.mu.Unlock()
-		call.key, call.err = e.unwrap(ctx, workspace, wrapped)
-		e.mu.Lock()
-		delete(e.unwrapping, cacheKey)
-		e.mu.Unlock()
-		close(call.done)
-	} else {
-		e.mu.Unlock()
+	key, call := e.startUnwrap(ctx, workspace, wrapped)
+	if key != nil {
+		return key, nil
 	}
 	select {
 	case <-call.done:
@@ -380,6 +375,30 @@ func (e *Envelope) OpeningKey(ctx context.Context, workspace string, wrapped []b
 		return nil, ctx.Err()
 	}
 	return call.key, call.err
+}
+
+// startUnwrap returns the cached key, or else the unwrap of it in flight,
+// starting one when none is.
+func (e *Envelope) startUnwrap(ctx context.Context, workspace string, wrapped []byte) (*Key, *unwrapCall) {
+	cacheKey := workspace + "\x00" + string(wrapped)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ok := e.opening[cacheKey]; ok != nil && !e.opts.Now().After(ok.expires) {
+		return ok.key, nil
+	}
+	if call := e.unwrapping[cacheKey]; call != nil {
+		return nil, call
+	}
+	call := &unwrapCall{done: make(chan struct{})}
+	e.unwrapping[cacheKey] = call
+	go func() {
+		call.key, call.err = e.unwrap(ctx, workspace, wrapped)
+		e.mu.Lock()
+		delete(e.unwrapping, cacheKey)
+		e.mu.Unlock()
+		close(call.done)
+	}()
+	return nil, call
 }
 
 // unwrap asks KMS for a data key's plaintext and keeps the key for opening.
