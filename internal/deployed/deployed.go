@@ -69,7 +69,7 @@ func Find(ctx context.Context, short string) (*Stack, error) {
 			outputs[*o.OutputKey] = *o.OutputValue
 		}
 	}
-	cfg := config.Config{Tables: map[string]string{}, KMSKeyID: outputs[OutputKMSKeyARN], Region: region}
+	cfg := config.Config{Tables: map[string]string{}, KMSKeyID: outputs[OutputKMSKeyARN], AWS: &awsCfg}
 	for _, t := range schema.All() {
 		name := outputs[TableOutput(t.Name)]
 		if name == "" {
