@@ -111,6 +111,9 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 		attrVersion:   number(u.Version + 1),
 		attrRequest:   str(requestID),
 	}
+	if u.InputDigest != "" {
+		item[attrLastInput] = str(u.InputDigest)
+	}
 	for _, f := range profileFields {
 		if v := *profileField(&u.Profile, f); v != nil {
 			item[f] = sealer.seal(f, []byte(*v))
@@ -137,6 +140,64 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 	}
 	u.Version++
 	return nil
+}
+
+// attrLastInput holds the waymark.Workspace.IdentifyDigest of the last
+// identify input applied to the user's profile.
+const attrLastInput = "lastInput"
+
+// RepeatIdentify records a visit of the user when the input is the one the
+// profile last took (digest), without reading or sealing anything: one
+// conditional write, answered with the user's times. When the stored user
+// did not take that input (changed input, new user, past its retention) it
+// writes nothing and returns the user as stored, opened, from the failed
+// condition's answer, or waymark.ErrNotFound: the caller then merges and
+// writes the profile, with no read in between.
+func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userKey, digest, requestID string, now time.Time) (*waymark.User, bool, error) {
+	update := "SET lastSeenAt = :now, req = :req, v = v + :one"
+	values := map[string]types.AttributeValue{
+		":now":     str(waymark.FormatTime(now)),
+		":req":     str(requestID),
+		":one":     number(1),
+		":digest":  str(digest),
+		":nowUnix": number(now.Unix()),
+	}
+	if exp := ws.ExpiresAt(now); exp > 0 {
+		update += ", expiresAt = :exp"
+		values[":exp"] = number(exp)
+	} else {
+		update += " REMOVE expiresAt"
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table(schema.UsersTable),
+		Key:                       map[string]types.AttributeValue{attrPK: str(userKey)},
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String(attrLastInput + " = :digest AND (attribute_not_exists(expiresAt) OR expiresAt >= :nowUnix)"),
+		ExpressionAttributeValues: values,
+		// The answer needs the first-seen time, which the update does not
+		// set: only the whole item brings it back.
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return &waymark.User{
+			Key:         userKey,
+			FirstSeenAt: getTime(out.Attributes, "firstSeenAt"),
+			LastSeenAt:  getTime(out.Attributes, "lastSeenAt"),
+			Version:     getInt(out.Attributes, attrVersion),
+			ExpiresAt:   getInt(out.Attributes, attrExpiresAt),
+			InputDigest: digest,
+		}, true, nil
+	}
+	var failed *types.ConditionalCheckFailedException
+	if !errors.As(err, &failed) {
+		return nil, false, mapError("repeat identify", err)
+	}
+	if failed.Item == nil {
+		return nil, false, waymark.ErrNotFound
+	}
+	user, err := s.userFromItem(ctx, ws, failed.Item)
+	return user, false, err
 }
 
 // UserWrittenBy reports whether the user item's last write was the given
@@ -206,7 +267,7 @@ func (s *Store) TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *Se
 	// Expired: start over, keeping only the version counter so that a
 	// writer that read the expired item still conflicts.
 	replace := "SET username = :username, dk = :dk, firstSeenAt = :now, lastSeenAt = :now, v = v + :one"
-	remove := " REMOVE email, firstname, lastname, #role, signUpAt, props"
+	remove := " REMOVE email, firstname, lastname, #role, signUpAt, props, " + attrLastInput
 	if _, ok := values[":exp"]; ok {
 		replace += ", expiresAt = :exp"
 	} else {

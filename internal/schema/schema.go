@@ -21,7 +21,8 @@ const (
 	// Clear is stored as is: identifiers, timestamps, counters and flags that
 	// are not personal data.
 	Clear Protection = "clear"
-	// KeyedHash is an HMAC-SHA256 of the username under a per-workspace secret.
+	// KeyedHash is an HMAC-SHA256 under a per-workspace secret (of the
+	// username; of the last identify input).
 	KeyedHash Protection = "keyed-hash"
 	// Sealed is AES-256-GCM under a KMS data key, bound to table, item and attribute.
 	Sealed Protection = "sealed"
@@ -120,6 +121,7 @@ var Users = Table{
 		{Name: "role", Holds: "role in the customer's app", Personal: true, Protection: Sealed},
 		{Name: "signUpAt", Holds: "sign-up time in the customer's app", Personal: true, Protection: Sealed},
 		{Name: "props", Holds: "free-form properties (JSON object)", Personal: true, Protection: Sealed},
+		{Name: "lastInput", Holds: "keyed hash of the last identify input the profile took (a repeat of it skips the read)", Personal: true, Protection: KeyedHash},
 		{Name: "firstSeenAt", Holds: "first call seen for this user", Protection: Clear},
 		{Name: "lastSeenAt", Holds: "latest call seen for this user", Protection: Clear},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},

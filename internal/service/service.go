@@ -19,6 +19,7 @@ import (
 type Store interface {
 	GetWorkspace(ctx context.Context, code string) (*waymark.Workspace, error)
 	GetUser(ctx context.Context, ws *waymark.Workspace, userKey string) (*waymark.User, error)
+	RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userKey, digest, requestID string, now time.Time) (*waymark.User, bool, error)
 	PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) error
 	UserWrittenBy(ctx context.Context, userKey, requestID string) (bool, error)
 	SealUsername(ctx context.Context, ws *waymark.Workspace, userKey, username string) (*dynamo.SealedUsername, error)
@@ -126,19 +127,23 @@ func (s *Service) Identify(ctx context.Context, call Call, req *waymark.Identify
 	return s.identify(ctx, call, ws, req.User)
 }
 
-// identify makes two sequential round trips: the user and the state are read
-// in parallel, then the user is written over the version read (while the
-// retention of untouched state items is refreshed).
+// identify makes one round trip when the input is the one the user's
+// profile last took (a returning user's page load): the visit is recorded
+// by a conditional write beside the read of the state. Otherwise that
+// write's failed condition answers with the stored user, which is merged
+// and written over the version read: two round trips.
 func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace, in waymark.UserInput) (*IdentifyResult, error) {
 	userKey := ws.UserKey(in.Username)
+	digest := ws.IdentifyDigest(in)
 	now := s.opts.Now().UTC()
 	var (
 		user              *waymark.User
+		repeated          bool
 		items             []*waymark.ContentItem
 		userErr, stateErr error
 		wg                sync.WaitGroup
 	)
-	wg.Go(func() { user, userErr = s.store.GetUser(ctx, ws, userKey) })
+	wg.Go(func() { user, repeated, userErr = s.store.RepeatIdentify(ctx, ws, userKey, digest, call.RequestID, now) })
 	wg.Go(func() { items, stateErr = s.store.LoadState(ctx, userKey, false) })
 	wg.Wait()
 	if stateErr != nil {
@@ -147,7 +152,7 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 	items = forgetExpired(items, now)
 	var refreshErr error
 	wg.Go(func() { refreshErr = s.refreshRetention(ctx, ws, userKey, items, nil, now) })
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; !repeated; attempt++ {
 		if errors.Is(userErr, waymark.ErrNotFound) {
 			user, userErr = &waymark.User{Key: userKey}, nil
 		}
@@ -164,7 +169,7 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 			wg.Wait()
 			return nil, err
 		}
-		user.Username, user.Profile, user.LastSeenAt = in.Username, profile, now
+		user.Username, user.Profile, user.LastSeenAt, user.InputDigest = in.Username, profile, now, digest
 		if user.FirstSeenAt.IsZero() {
 			user.FirstSeenAt = now
 		}

@@ -47,6 +47,32 @@ type UserInput struct {
 	Props     map[string]any `json:"props"`
 }
 
+// canonical encodes the input so that inputs that merge alike encode alike:
+// fields in a fixed order, each absent, null or its value; props sorted by
+// name (encoding/json sorts map keys). A number written two ways ("1",
+// "1.0") encodes two ways, which only costs the repeat its shortcut.
+func (in UserInput) canonical() []byte {
+	b := []byte(strconv.Quote(in.Username))
+	for _, n := range []Nullable{in.Email, in.Firstname, in.Lastname, in.Role, in.SignUpAt} {
+		switch {
+		case !n.Set:
+			b = append(b, ",-"...)
+		case n.Null:
+			b = append(b, ",null"...)
+		default:
+			b = append(b, ',')
+			b = strconv.AppendQuote(b, n.Value)
+		}
+	}
+	b = append(b, ',')
+	if len(in.Props) == 0 {
+		return append(b, '-')
+	}
+	// Props were decoded from JSON and validated: they encode again.
+	props, _ := json.Marshal(in.Props)
+	return append(b, props...)
+}
+
 // IdentifyRequest is the body of POST /v1/identify.
 type IdentifyRequest struct {
 	Workspace string    `json:"workspace"`

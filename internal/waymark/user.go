@@ -24,6 +24,9 @@ type User struct {
 	// ExpiresAt is when the workspace's retention lets the user go (unix
 	// seconds, 0 = kept).
 	ExpiresAt int64
+	// InputDigest is the Workspace.IdentifyDigest of the last identify
+	// input applied to the profile.
+	InputDigest string
 }
 
 // Expired reports whether the user outlived the workspace's retention.

@@ -174,6 +174,19 @@ func (w *Workspace) UserKey(username string) string {
 	return w.Code + "#" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
+// IdentifyDigest is a keyed hash of an identify input, stored with the user
+// it was applied to. Applying one input twice changes nothing (Merge), so
+// an identify that finds its digest on the user item, as the snippet's
+// identify of every page load does, only records the visit: it needs
+// neither the stored profile nor a data key. Keyed by the user-key secret
+// so that a table dump cannot test guesses of a profile against it.
+func (w *Workspace) IdentifyDigest(in UserInput) string {
+	mac := hmac.New(sha256.New, w.UserKeySecret)
+	mac.Write([]byte("identify-input\x00"))
+	mac.Write(in.canonical())
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+}
+
 // VerifyIdentity checks the HMAC a call carries when the workspace requires
 // identity verification. The comparison takes the same time wherever the
 // hashes differ.
