@@ -56,9 +56,29 @@ func newFloorRequest(db *dynamodb.Client, calls []*call, userKey, shadowKey stri
 		if err != nil {
 			return nil, err
 		}
+		if c.conditionFailed {
+			fn = expectConditionFailure(c.op, fn)
+		}
 		fr.levels[ph[i]] = append(fr.levels[ph[i]], fn)
 	}
 	return fr, nil
+}
+
+// expectConditionFailure replays a conditional write whose condition failed
+// for the handler: it must fail the same way for the shadow, or the two
+// users' items have parted.
+func expectConditionFailure(op string, fn func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := fn(ctx)
+		var failed *types.ConditionalCheckFailedException
+		switch {
+		case errors.As(err, &failed):
+			return nil
+		case err == nil:
+			return fmt.Errorf("floor: %s succeeded on the shadow user where the handler's condition failed", op)
+		}
+		return err
+	}
 }
 
 // run makes the calls and returns how long they took.

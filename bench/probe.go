@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ type call struct {
 	// indexUnits the global indexes' share of it.
 	units      float64
 	indexUnits float64
+	// conditionFailed marks a conditional write whose condition did not
+	// hold (a request may expect that: identify's repeat check).
+	conditionFailed bool
 }
 
 // recorder collects the calls made on behalf of one request (for the KMS
@@ -86,6 +90,10 @@ func (p probe) handle(service string) func(context.Context, middleware.Initializ
 		c := &call{service: service, op: awsmiddleware.GetOperationName(ctx), input: in.Parameters, start: time.Now()}
 		out, md, err := next.HandleInitialize(ctx, in)
 		c.end = time.Now()
+		var failed *types.ConditionalCheckFailedException
+		if errors.As(err, &failed) {
+			c.conditionFailed = true
+		}
 		if err == nil {
 			if cc := consumed(out.Result); cc != nil {
 				c.units = deref(cc.CapacityUnits)

@@ -113,7 +113,7 @@ func (r *results) render() string {
 	per10k := float64(r.kms.total) * kmsPerWritesFactor / float64(r.kms.writes)
 	t.add("4. KMS calls per 10 000 writes",
 		fmt.Sprintf("**%s** (%s) over %s writes (identify %d, events %d, feedback %d) by a new instance, on users another instance wrote, in %.1f s; the last call during the first %d writes",
-			formatUnits(per10k), strings.Join(ops, ", "), thousands(int64(r.kms.writes)),
+			strconv.FormatFloat(per10k, 'g', 3, 64), strings.Join(ops, ", "), thousands(int64(r.kms.writes)),
 			r.kms.requests["identify"], r.kms.requests["events"], r.kms.requests["feedback"], r.kms.elapsed.Seconds(), r.kms.within),
 		fmt.Sprintf("≤ %d", maxKMSPer10k), verdict(per10k <= maxKMSPer10k))
 	for _, l := range r.latency {
@@ -192,7 +192,10 @@ func (r *results) render() string {
 3. RRU / WRU: DynamoDB on-demand read and write request units, from ReturnConsumedCapacity
    (INDEXES) on the local engine; † = by AWS's rule instead (a read request consumes at least one
    unit, ½ if eventually consistent, even when it finds nothing; the local engine reports 0 for an
-   empty Query). No request makes a transaction, whose units the local engine gets wrong.
+   empty Query); ‡ = a conditional write whose condition failed (identify's check for a repeated
+   input), which the local engine does not report and AWS charges as the existing item's size in
+   write units, at least one (1 here). No request makes a transaction, whose units the local
+   engine gets wrong.
 4. Counted by SDK middleware on the KMS client, from the instance's start.
 5. Round trips on the critical path, measured: calls that overlap in time count once.
 6. Process start of the Runtime Interface Emulator to the first answer, the function built for this

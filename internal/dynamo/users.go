@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -147,12 +148,17 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 const attrLastInput = "lastInput"
 
 // RepeatIdentify records a visit of the user when the input is the one the
-// profile last took (digest), without reading or sealing anything: one
-// conditional write, answered with the user's times. When the stored user
-// did not take that input (changed input, new user, past its retention) it
-// writes nothing and returns the user as stored, opened, from the failed
-// condition's answer, or waymark.ErrNotFound: the caller then merges and
-// writes the profile, with no read in between.
+// profile last took (digest), without opening or sealing anything: a
+// conditional write, answered with the user's times. Beside it the user
+// item is read, and opened only when the condition fails (changed input,
+// new user, past its retention): the caller then merges and writes the
+// profile over the version read, waymark.ErrNotFound standing for a user
+// not stored yet. Both calls run at once, so either way there is no round
+// trip before the caller's write.
+//
+// The read could come with the failed write instead
+// (ReturnValuesOnConditionCheckFailure), saving its read unit, but the
+// local DynamoDB engine the tests run on predates that option.
 func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userKey, digest, requestID string, now time.Time) (*waymark.User, bool, error) {
 	update := "SET lastSeenAt = :now, req = :req, v = v + :one"
 	values := map[string]types.AttributeValue{
@@ -168,6 +174,18 @@ func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userK
 	} else {
 		update += " REMOVE expiresAt"
 	}
+	var (
+		read    *dynamodb.GetItemOutput
+		readErr error
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() {
+		read, readErr = s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName:      s.table(schema.UsersTable),
+			Key:            map[string]types.AttributeValue{attrPK: str(userKey)},
+			ConsistentRead: aws.Bool(true),
+		})
+	})
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table(schema.UsersTable),
 		Key:                       map[string]types.AttributeValue{attrPK: str(userKey)},
@@ -176,9 +194,9 @@ func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userK
 		ExpressionAttributeValues: values,
 		// The answer needs the first-seen time, which the update does not
 		// set: only the whole item brings it back.
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ReturnValues: types.ReturnValueAllNew,
 	})
+	wg.Wait()
 	if err == nil {
 		return &waymark.User{
 			Key:         userKey,
@@ -189,14 +207,16 @@ func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userK
 			InputDigest: digest,
 		}, true, nil
 	}
-	var failed *types.ConditionalCheckFailedException
-	if !errors.As(err, &failed) {
-		return nil, false, mapError("repeat identify", err)
+	if err := mapError("repeat identify", err); !errors.Is(err, waymark.ErrConflict) {
+		return nil, false, err
 	}
-	if failed.Item == nil {
+	if readErr != nil {
+		return nil, false, mapError("get user", readErr)
+	}
+	if read.Item == nil {
 		return nil, false, waymark.ErrNotFound
 	}
-	user, err := s.userFromItem(ctx, ws, failed.Item)
+	user, err := s.userFromItem(ctx, ws, read.Item)
 	return user, false, err
 }
 

@@ -129,9 +129,9 @@ func (s *Service) Identify(ctx context.Context, call Call, req *waymark.Identify
 
 // identify makes one round trip when the input is the one the user's
 // profile last took (a returning user's page load): the visit is recorded
-// by a conditional write beside the read of the state. Otherwise that
-// write's failed condition answers with the stored user, which is merged
-// and written over the version read: two round trips.
+// by a conditional write, beside the reads of the user and the state.
+// Otherwise the user read is merged and written over the version read: two
+// round trips.
 func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace, in waymark.UserInput) (*IdentifyResult, error) {
 	userKey := ws.UserKey(in.Username)
 	digest := ws.IdentifyDigest(in)
@@ -143,7 +143,9 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 		userErr, stateErr error
 		wg                sync.WaitGroup
 	)
-	wg.Go(func() { user, repeated, userErr = s.store.RepeatIdentify(ctx, ws, userKey, digest, call.RequestID, now) })
+	wg.Go(func() {
+		user, repeated, userErr = s.store.RepeatIdentify(ctx, ws, userKey, digest, call.RequestID, now)
+	})
 	wg.Go(func() { items, stateErr = s.store.LoadState(ctx, userKey, false) })
 	wg.Wait()
 	if stateErr != nil {
