@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/waymarkhq/waymark/internal/apigw"
+	"github.com/waymarkhq/waymark/internal/dynamo"
 	"github.com/waymarkhq/waymark/internal/envelope"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
@@ -167,5 +168,50 @@ func TestKMSCallsPerWrites(t *testing.T) {
 		if calls := env.KMSCalls(); calls != 2 {
 			t.Fatalf("instance %d: %d KMS calls for 200 writes, want 2", instance+1, calls)
 		}
+	}
+}
+
+// The board's conditional write: a key is published over the one it
+// replaces only, and never for a workspace that does not exist.
+func TestKeyBoardPublishesOverTheKeyItReplaces(t *testing.T) {
+	ctx := context.Background()
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{})
+	board := dynamo.NewKeyBoard(db, stack.Tables)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	if wrapped, _, err := board.CurrentSealingKey(ctx, ws.Code); err != nil || wrapped != nil {
+		t.Fatalf("a new workspace has a published key: %x %v", wrapped, err)
+	}
+	publish := func(next, prev string) bool {
+		t.Helper()
+		var prevKey []byte
+		if prev != "" {
+			prevKey = []byte(prev)
+		}
+		ok, err := board.PublishSealingKey(ctx, ws.Code, []byte(next), at, prevKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !publish("key-1", "") {
+		t.Fatal("the first key was not published")
+	}
+	if publish("key-2", "") {
+		t.Fatal("a key meant for a workspace with none replaced key-1")
+	}
+	if publish("key-2", "key-0") {
+		t.Fatal("a key replaced one that was not the current")
+	}
+	if !publish("key-3", "key-1") {
+		t.Fatal("a key did not replace the current one")
+	}
+	if wrapped, got, err := board.CurrentSealingKey(ctx, ws.Code); err != nil || string(wrapped) != "key-3" || !got.Equal(at) {
+		t.Fatalf("current key %q at %v (%v), want key-3 at %v", wrapped, got, err, at)
+	}
+	if ok, err := board.PublishSealingKey(ctx, "no-such-workspace", []byte("key"), at, nil); err != nil || ok {
+		t.Fatalf("published for a workspace that does not exist: %v %v", ok, err)
+	}
+	if wrapped, _, err := board.CurrentSealingKey(ctx, "no-such-workspace"); err != nil || wrapped != nil {
+		t.Fatalf("a key appeared for a workspace that does not exist: %x %v", wrapped, err)
 	}
 }
