@@ -20,6 +20,25 @@ var (
 	writeActions = []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"}
 )
 
+// publishKeyActions is the write of ReadPublishKey: an UpdateItem that
+// publishKeyCondition confines to the sealing-key attributes of the item
+// (and its key, which every request names), so that a function cannot
+// change a workspace's secrets, origins or state.
+var publishKeyActions = []string{"dynamodb:UpdateItem"}
+
+func publishKeyCondition(t schema.Table) map[string]interface{} {
+	return map[string]interface{}{
+		"ForAllValues:StringEquals": map[string]interface{}{
+			"dynamodb:Attributes": []string{t.PartitionKey.Name, schema.SealKeyAttribute, schema.SealKeyAtAttribute},
+		},
+		// The update answers with nothing (ReturnValues NONE); reading is
+		// granted apart.
+		"StringEqualsIfExists": map[string]interface{}{
+			"dynamodb:ReturnValues": "NONE",
+		},
+	}
+}
+
 // fieldKeyActions are what field encryption calls: a data key to seal new
 // values, and the unwrapping of a stored one to open them.
 var fieldKeyActions = []string{"kms:GenerateDataKey", "kms:Decrypt"}
@@ -117,6 +136,13 @@ func (s *waymarkStack) grant(f routes.Function, role awsiam.Role) error {
 		actions, level := readActions, "Read"
 		switch access {
 		case routes.Read:
+		case routes.ReadPublishKey:
+			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("PublishSealingKey" + t.Name),
+				Actions:    jsii.Strings(publishKeyActions...),
+				Resources:  &[]*string{table.TableArn()},
+				Conditions: toPtr(publishKeyCondition(t)),
+			}))
 		case routes.ReadWrite:
 			actions, level = append(append([]string{}, readActions...), writeActions...), "ReadWrite"
 		default:

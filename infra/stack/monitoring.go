@@ -36,8 +36,9 @@ const (
 // Operation dimension of SystemErrors and ThrottledRequests) a function with
 // it calls, so the alarms watch exactly what the functions use.
 var dynamoDBOperations = map[routes.Access][]string{
-	routes.Read:      {"GetItem", "Query", "BatchGetItem"},
-	routes.ReadWrite: {"GetItem", "Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"},
+	routes.Read:           {"GetItem", "Query", "BatchGetItem"},
+	routes.ReadPublishKey: {"GetItem", "Query", "BatchGetItem", "UpdateItem"},
+	routes.ReadWrite:      {"GetItem", "Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"},
 }
 
 // addMonitoring adds the alarm topic, the alarms and the dashboard.

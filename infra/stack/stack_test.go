@@ -471,6 +471,9 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 			// granted[table] holds the actions on the table itself; indexes[table]
 			// the index names Query is allowed on.
 			granted, indexes := map[string][]string{}, map[string][]string{}
+			// published[table] says the role may publish the table's
+			// sealing key, under the condition that confines it to that.
+			published := map[string]bool{}
 			var fieldKeys bool
 			for _, st := range statements(t, tpl, f.LogicalID) {
 				actions := strs(st["Action"])
@@ -484,6 +487,14 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 					}
 					switch service {
 					case "dynamodb":
+						if id := ref(res); id != "" && st["Condition"] != nil {
+							table := byLogicalID[id]
+							if !sameSet(actions, publishKeyActions) || !equalJSON(st["Condition"], publishKeyCondition(table)) {
+								t.Errorf("%s: %v on %s with condition %s", f.LogicalID, actions, table.Name, toJSON(st["Condition"]))
+							}
+							published[table.Name] = true
+							continue
+						}
 						if id := ref(res); id != "" {
 							granted[byLogicalID[id].Name] = append(granted[byLogicalID[id].Name], actions...)
 							continue
@@ -523,6 +534,9 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 				}
 				if !sameSet(granted[st.Name], want) {
 					t.Errorf("%s on %s: %v, want %v", f.LogicalID, st.Name, granted[st.Name], want)
+				}
+				if wantPublish := ok && access == routes.ReadPublishKey; published[st.Name] != wantPublish {
+					t.Errorf("%s may publish the sealing key of %s: %v, want %v", f.LogicalID, st.Name, published[st.Name], wantPublish)
 				}
 				if !sameSet(indexes[st.Name], wantIndexes) {
 					t.Errorf("%s on the indexes of %s: %v, want %v", f.LogicalID, st.Name, indexes[st.Name], wantIndexes)

@@ -14,11 +14,10 @@ import (
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
 
-// Attributes of a workspace item that publish its current sealing key: the
-// KMS-wrapped data key and when it was generated.
+// Attributes of a workspace item that publish its current sealing key.
 const (
-	attrSealKey   = "sealKey"
-	attrSealKeyAt = "sealKeyAt"
+	attrSealKey   = schema.SealKeyAttribute
+	attrSealKeyAt = schema.SealKeyAtAttribute
 )
 
 // KeyBoard publishes each workspace's current sealing key on its item in the

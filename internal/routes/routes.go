@@ -10,8 +10,25 @@ type Access int
 // Access levels, from least to most.
 const (
 	Read Access = iota + 1
+	// ReadPublishKey is Read and the one write the envelope's key board
+	// makes on a workspace item: publishing the workspace's sealing key
+	// (schema.SealKeyAttribute, schema.SealKeyAtAttribute), and no other
+	// attribute.
+	ReadPublishKey
 	ReadWrite
 )
+
+func (a Access) String() string {
+	switch a {
+	case Read:
+		return "read"
+	case ReadPublishKey:
+		return "read and publish the sealing key"
+	case ReadWrite:
+		return "read and write"
+	}
+	return "none"
+}
 
 // Function is one Lambda function.
 type Function struct {
@@ -37,19 +54,20 @@ type Route struct {
 func (r Route) RouteKey() string { return r.Method + " " + r.Path }
 
 // The public (snippet) functions. Every one of them reads the workspace and
-// writes or reads user data.
+// writes or reads user data; those that seal values may publish the
+// workspace's sealing key.
 var (
 	Identify = Function{Name: "identify", LogicalID: "IdentifyFunction", UsesKMS: true, Tables: map[string]Access{
-		schema.WorkspacesTable: Read, schema.UsersTable: ReadWrite, schema.ContentStateTable: Read,
+		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: Read,
 	}}
 	Events = Function{Name: "events", LogicalID: "EventsFunction", UsesKMS: true, Tables: map[string]Access{
-		schema.WorkspacesTable: Read, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite,
+		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite,
 	}}
 	State = Function{Name: "state", LogicalID: "StateFunction", UsesKMS: true, Tables: map[string]Access{
 		schema.WorkspacesTable: Read, schema.ContentStateTable: Read,
 	}}
 	Feedback = Function{Name: "feedback", LogicalID: "FeedbackFunction", UsesKMS: true, Tables: map[string]Access{
-		schema.WorkspacesTable: Read, schema.UsersTable: ReadWrite, schema.FeedbackTable: ReadWrite,
+		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.FeedbackTable: ReadWrite,
 	}}
 )
 
@@ -58,7 +76,7 @@ var (
 // erasure. One function, because these calls are rare next to the snippet's
 // and share everything but their handler.
 var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true, Tables: map[string]Access{
-	schema.WorkspacesTable: Read, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite, schema.FeedbackTable: ReadWrite,
+	schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite, schema.FeedbackTable: ReadWrite,
 }}
 
 // Functions lists every function, in a stable order.

@@ -78,6 +78,14 @@ const (
 	FeedbackTable     = "Feedback"
 )
 
+// Attributes of a workspace item that publish the sealing key the functions
+// share (internal/envelope): the KMS-wrapped data key and when it was
+// generated. They are the only ones the functions may write there.
+const (
+	SealKeyAttribute   = "sealKey"
+	SealKeyAtAttribute = "sealKeyAt"
+)
+
 // FeedbackByWorkspaceIndex lists a workspace's feedback by month and time.
 const FeedbackByWorkspaceIndex = "ByWorkspaceMonth"
 
@@ -99,8 +107,8 @@ var Workspaces = Table{
 		{Name: "userKeySecret", Holds: "secret for the keyed hash of usernames", Protection: Sealed},
 		{Name: "keys", Holds: "server API keys: id, SHA-256 of the key, created and revoked times", Protection: Hashed},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
-		{Name: "sealKey", Holds: "KMS-wrapped data key the functions seal this workspace's new values with, shared between function instances", Protection: Clear},
-		{Name: "sealKeyAt", Holds: "when that data key was generated (RFC 3339); it seals for 10 minutes", Protection: Clear},
+		{Name: SealKeyAttribute, Holds: "KMS-wrapped data key the functions seal this workspace's new values with, shared between function instances", Protection: Clear},
+		{Name: SealKeyAtAttribute, Holds: "when that data key was generated (RFC 3339); it seals for 10 minutes", Protection: Clear},
 		{Name: "v", Holds: "item version for optimistic concurrency", Protection: Clear},
 		{Name: TTLAttribute, Holds: "unused on workspaces (schema-wide TTL attribute)", Protection: Clear},
 	},
