@@ -1,6 +1,7 @@
 package waymark
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,43 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if _, err := ws.CheckAPIKey(second); err != nil {
 		t.Fatal("revoking one key revoked another")
+	}
+}
+
+// Inputs that merge alike digest alike; any difference a merge would see
+// digests apart, and so does another workspace's secret.
+func TestIdentifyDigest(t *testing.T) {
+	a, _, _ := NewWorkspace(NewWorkspaceOptions{Name: "A"}, t0)
+	b, _, _ := NewWorkspace(NewWorkspaceOptions{Name: "B"}, t0)
+	input := func(body string) UserInput {
+		t.Helper()
+		var in UserInput
+		if err := json.Unmarshal([]byte(body), &in); err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	base := `{"username":"ada","email":"ada@example.com","props":{"plan":"pro","seats":3}}`
+	if a.IdentifyDigest(input(base)) != a.IdentifyDigest(input(`{"props":{"seats":3,"plan":"pro"},"email":"ada@example.com","username":"ada"}`)) {
+		t.Error("the same input with its keys in another order digests apart")
+	}
+	for name, other := range map[string]string{
+		"another user":        `{"username":"bob","email":"ada@example.com","props":{"plan":"pro","seats":3}}`,
+		"another e-mail":      `{"username":"ada","email":"ada@example.org","props":{"plan":"pro","seats":3}}`,
+		"e-mail cleared":      `{"username":"ada","email":null,"props":{"plan":"pro","seats":3}}`,
+		"e-mail absent":       `{"username":"ada","props":{"plan":"pro","seats":3}}`,
+		"e-mail as the name":  `{"username":"ada","firstname":"ada@example.com","props":{"plan":"pro","seats":3}}`,
+		"a prop changed":      `{"username":"ada","email":"ada@example.com","props":{"plan":"team","seats":3}}`,
+		"a prop deleted":      `{"username":"ada","email":"ada@example.com","props":{"plan":null,"seats":3}}`,
+		"a prop more":         `{"username":"ada","email":"ada@example.com","props":{"plan":"pro","seats":3,"beta":true}}`,
+		"no props":            `{"username":"ada","email":"ada@example.com"}`,
+		"a value that quotes": `{"username":"ada\",\"","email":"ada@example.com","props":{"plan":"pro","seats":3}}`,
+	} {
+		if a.IdentifyDigest(input(base)) == a.IdentifyDigest(input(other)) {
+			t.Errorf("%s: digests like the base input", name)
+		}
+	}
+	if a.IdentifyDigest(input(base)) == b.IdentifyDigest(input(base)) {
+		t.Error("two workspaces digest one input alike")
 	}
 }
