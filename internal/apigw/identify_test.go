@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/waymarkhq/waymark/internal/apigw"
+	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
@@ -107,7 +108,7 @@ func TestRepeatedIdentifyOnlyRecordsTheVisit(t *testing.T) {
 // takes its old input again in full: the shortcut must not skip it.
 func TestIdentifyAfterExpiryRestoresTheProfile(t *testing.T) {
 	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
 	cfg := stack.Config()
 	dbClient, kmsClient, err := cfg.Clients(context.Background())
 	if err != nil {
@@ -125,7 +126,7 @@ func TestIdentifyAfterExpiryRestoresTheProfile(t *testing.T) {
 		}
 	}
 	call("identify", input)
-	clk.Set(clk.Now().Add(31 * 24 * time.Hour))
+	clk.Advance(31 * 24 * time.Hour)
 	call("events", mustJSON(map[string]any{"workspace": ws.Code, "username": user, "events": []any{
 		map[string]any{"id": "x1", "content": "hint", "contentId": "h", "action": "displayed", "at": "2026-01-01T00:00:00Z"},
 	}}))

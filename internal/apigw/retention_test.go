@@ -3,7 +3,6 @@ package apigw_test
 import (
 	"context"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,29 +10,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/waymarkhq/waymark/internal/apigw"
+	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
 )
-
-// clock is a settable time for the service under test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 // expiries reads expiresAt of every item of a user key, by table and sort key.
 func expiries(t *testing.T, userKey string) map[string]int64 {
@@ -69,7 +51,7 @@ func expiries(t *testing.T, userKey string) map[string]int64 {
 
 func TestRetentionSetsAndRefreshesExpiry(t *testing.T) {
 	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
 	cfg := stack.Config()
 	dbClient, kmsClient, err := cfg.Clients(context.Background())
 	if err != nil {
@@ -106,7 +88,7 @@ func TestRetentionSetsAndRefreshesExpiry(t *testing.T) {
 	// Ten days later the user comes back and sees the hint again: the user
 	// item and the hint are written, the tour's expiry is refreshed, the
 	// feedback keeps its own.
-	clk.Set(clk.Now().Add(10 * 24 * time.Hour))
+	clk.Advance(10 * 24 * time.Hour)
 	later := clk.Now().Unix()
 	call("events", map[string]any{"workspace": ws.Code, "username": user, "events": []any{
 		map[string]any{"id": "r3", "content": "hint", "contentId": "h", "action": "displayed", "at": "2026-01-02T00:00:00Z"},
@@ -126,7 +108,7 @@ func TestRetentionSetsAndRefreshesExpiry(t *testing.T) {
 
 	// Past the retention without activity, the data is gone for every
 	// reader even before DynamoDB's time to live removes it.
-	clk.Set(clk.Now().Add(31 * 24 * time.Hour))
+	clk.Advance(31 * 24 * time.Hour)
 	r := invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": ws.Code, "username": user}), nil)
 	if r.Status != 200 || mustJSON(r.Body["state"]) != `{"announcements":{},"checklists":{},"hints":{},"surveys":{},"tours":{}}` {
 		t.Fatalf("state of an expired user: %v", r.Body)

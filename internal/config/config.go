@@ -105,7 +105,7 @@ func LocalTables(prefix string) map[string]string {
 // sign-in credential providers cost every cold start ~1 ms of package
 // initialisation and 0.8 MB of binary (GODEBUG=inittrace=1, measured).
 func (c Config) Clients(ctx context.Context) (*dynamodb.Client, *kms.Client, error) {
-	awsCfg, err := c.awsConfig(ctx)
+	awsCfg, err := c.awsConfig()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -134,7 +134,7 @@ const (
 	envSessionToken    = "AWS_SESSION_TOKEN"
 )
 
-func (c Config) awsConfig(context.Context) (aws.Config, error) {
+func (c Config) awsConfig() (aws.Config, error) {
 	if c.AWS != nil {
 		return c.AWS.Copy(), nil
 	}

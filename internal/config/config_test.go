@@ -22,7 +22,7 @@ func TestAWSConfigFromLambdaEnvironment(t *testing.T) {
 	t.Setenv(envAccessKeyID, "AKIDEXAMPLE")
 	t.Setenv(envSecretAccessKey, "secret")
 	t.Setenv(envSessionToken, "token")
-	cfg, err := Config{}.awsConfig(context.Background())
+	cfg, err := Config{}.awsConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestAWSConfigFromLambdaEnvironment(t *testing.T) {
 
 func TestAWSConfigForLocalEngines(t *testing.T) {
 	clearAWSEnv(t)
-	cfg, err := Config{DynamoDBEndpoint: "http://127.0.0.1:1"}.awsConfig(context.Background())
+	cfg, err := Config{DynamoDBEndpoint: "http://127.0.0.1:1"}.awsConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,13 +50,13 @@ func TestAWSConfigForLocalEngines(t *testing.T) {
 func TestAWSConfigMissingFromEnvironment(t *testing.T) {
 	clearAWSEnv(t)
 	t.Setenv(envRegion, "eu-central-1")
-	if _, err := (Config{}).awsConfig(context.Background()); err == nil || !strings.Contains(err.Error(), envAccessKeyID) {
+	if _, err := (Config{}).awsConfig(); err == nil || !strings.Contains(err.Error(), envAccessKeyID) {
 		t.Fatalf("no credentials: %v", err)
 	}
 	clearAWSEnv(t)
 	t.Setenv(envAccessKeyID, "AKIDEXAMPLE")
 	t.Setenv(envSecretAccessKey, "secret")
-	if _, err := (Config{}).awsConfig(context.Background()); err == nil || !strings.Contains(err.Error(), envRegion) {
+	if _, err := (Config{}).awsConfig(); err == nil || !strings.Contains(err.Error(), envRegion) {
 		t.Fatalf("no region: %v", err)
 	}
 }
@@ -65,7 +65,7 @@ func TestAWSConfigMissingFromEnvironment(t *testing.T) {
 func TestAWSConfigGivenIsUsed(t *testing.T) {
 	clearAWSEnv(t)
 	given := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("profile", "s", "")}
-	cfg, err := Config{AWS: &given}.awsConfig(context.Background())
+	cfg, err := Config{AWS: &given}.awsConfig()
 	if err != nil {
 		t.Fatal(err)
 	}

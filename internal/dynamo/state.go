@@ -232,15 +232,8 @@ func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey s
 		values[":answer"] = w.answer
 		values[":dk"] = &types.AttributeValueMemberB{Value: w.wrapped}
 	}
-	var remove string
-	if exp := ws.ExpiresAt(now); exp > 0 {
-		update += ", expiresAt = :exp"
-		values[":exp"] = number(exp)
-		c.ExpiresAt = exp
-	} else {
-		remove, c.ExpiresAt = " REMOVE expiresAt", 0
-	}
-	update += remove
+	c.ExpiresAt = ws.ExpiresAt(now)
+	update = withExpiry(update, values, c.ExpiresAt)
 	cond, condValues := versionCondition(c.Version)
 	for k, v := range condValues {
 		values[k] = v

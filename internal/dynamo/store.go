@@ -197,6 +197,16 @@ func getTime(item map[string]types.AttributeValue, attr string) time.Time {
 	return t
 }
 
+// withExpiry ends a SET update expression with the item's expiry, or with
+// its removal when the workspace keeps data (expiresAt 0).
+func withExpiry(update string, values map[string]types.AttributeValue, expiresAt int64) string {
+	if expiresAt > 0 {
+		values[":exp"] = number(expiresAt)
+		return update + ", expiresAt = :exp"
+	}
+	return update + " REMOVE expiresAt"
+}
+
 func putExpiry(item map[string]types.AttributeValue, expiresAt int64) {
 	if expiresAt > 0 {
 		item[attrExpiresAt] = number(expiresAt)

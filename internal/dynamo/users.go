@@ -168,12 +168,7 @@ func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userK
 		":digest":  str(digest),
 		":nowUnix": number(now.Unix()),
 	}
-	if exp := ws.ExpiresAt(now); exp > 0 {
-		update += ", expiresAt = :exp"
-		values[":exp"] = number(exp)
-	} else {
-		update += " REMOVE expiresAt"
-	}
+	update = withExpiry(update, values, ws.ExpiresAt(now))
 	var (
 		read    *dynamodb.GetItemOutput
 		readErr error
@@ -268,12 +263,7 @@ func (s *Store) TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *Se
 		":one":      number(1),
 		":nowUnix":  number(now.Unix()),
 	}
-	if exp := ws.ExpiresAt(now); exp > 0 {
-		update += ", expiresAt = :exp"
-		values[":exp"] = number(exp)
-	} else {
-		update += " REMOVE expiresAt"
-	}
+	update = withExpiry(update, values, ws.ExpiresAt(now))
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table(schema.UsersTable),
 		Key:                       map[string]types.AttributeValue{attrPK: str(sealed.userKey)},

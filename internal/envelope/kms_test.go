@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/waymarkhq/waymark/internal/envelope"
+	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/localstack"
 )
 
@@ -18,10 +19,8 @@ func TestEnvelopeWithLocalKMS(t *testing.T) {
 	defer cancel()
 	kmsClient, keyID := startKMS(ctx, t)
 
-	now := time.Now()
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	env := envelope.New(kmsClient, keyID, envelope.Options{MaxAge: time.Minute, MaxUses: 100, Now: clock})
+	clock := fakeclock.New(time.Now())
+	env := envelope.New(kmsClient, keyID, envelope.Options{MaxAge: time.Minute, MaxUses: 100, Now: clock.Now})
 
 	var wg sync.WaitGroup
 	for range 50 {
@@ -49,9 +48,7 @@ func TestEnvelopeWithLocalKMS(t *testing.T) {
 	if calls := env.KMSCalls(); calls != 2 {
 		t.Fatalf("the 101st use made %d KMS calls in all, want 2 (a new key past MaxUses)", calls)
 	}
-	mu.Lock()
-	now = now.Add(2 * time.Minute)
-	mu.Unlock()
+	clock.Advance(2 * time.Minute)
 	env.SealingKey(ctx, "ws-a")
 	if calls := env.KMSCalls(); calls != 3 {
 		t.Fatalf("past MaxAge: %d KMS calls, want 3", calls)
@@ -112,12 +109,9 @@ func TestInstancesShareTheSealingKey(t *testing.T) {
 	defer cancel()
 	kmsClient, keyID := startKMS(ctx, t)
 
-	now := time.Now()
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	clock := fakeclock.New(time.Now())
 	board := &memoryBoard{}
-	opts := envelope.Options{MaxAge: 10 * time.Minute, MaxUses: 1000, Board: board, Now: clock}
+	opts := envelope.Options{MaxAge: 10 * time.Minute, MaxUses: 1000, Board: board, Now: clock.Now}
 	a, b := envelope.New(kmsClient, keyID, opts), envelope.New(kmsClient, keyID, opts)
 
 	keyA, err := a.SealingKey(ctx, "ws-a")
@@ -152,7 +146,7 @@ func TestInstancesShareTheSealingKey(t *testing.T) {
 
 	// Past MaxAge both need a new key at once: one publishes, the other
 	// adopts it.
-	advance(11 * time.Minute)
+	clock.Advance(11 * time.Minute)
 	var next [2]*envelope.Key
 	for i, env := range []*envelope.Envelope{a, b} {
 		wg.Go(func() {
