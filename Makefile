@@ -2,6 +2,10 @@
 # runs every test. Both set up what they need on a fresh machine.
 
 GO ?= go
+# The approved toolchain (go.mod's toolchain line): the machine's own Go may be
+# older and set GOTOOLCHAIN=local, which ignores that line, so every go command
+# run from here asks for it explicitly (fetched once from the module proxy).
+export GOTOOLCHAIN := go1.27.3
 # Go packages of the project. `./...` is avoided because node_modules holds
 # Go template files of the CDK CLI that are not packages.
 PKGS := ./cmd/... ./docs/... ./functions/... ./internal/... ./infra/...
