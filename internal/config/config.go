@@ -7,8 +7,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -29,6 +32,13 @@ const (
 	// EnvLogLevel is debug, info (default), warn or error.
 	EnvLogLevel = "LOG_LEVEL"
 )
+
+// FunctionTimeout is how long a function may run for one request: the
+// deployed functions' timeout, the deadline of the local gateway's handler
+// contexts and the emulator's timeout under `make invoke`. It leaves room
+// for the SDK's retries of a throttled call but ends a stuck invocation long
+// before API Gateway's own 30-second limit.
+const FunctionTimeout = 10 * time.Second
 
 // Config is what a function needs to build its store.
 type Config struct {
@@ -110,6 +120,7 @@ func (c Config) Clients(ctx context.Context) (*dynamodb.Client, *kms.Client, err
 		return nil, nil, err
 	}
 	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+		o.Retryer = Retryer()
 		if c.DynamoDBEndpoint != "" {
 			o.BaseEndpoint = aws.String(c.DynamoDBEndpoint)
 			// DynamoDB Local's error answers carry no CRC32 header the SDK
@@ -118,11 +129,33 @@ func (c Config) Clients(ctx context.Context) (*dynamodb.Client, *kms.Client, err
 		}
 	})
 	k := kms.NewFromConfig(awsCfg, func(o *kms.Options) {
+		o.Retryer = Retryer()
 		if c.KMSEndpoint != "" {
 			o.BaseEndpoint = aws.String(c.KMSEndpoint)
 		}
 	})
 	return db, k, nil
+}
+
+// Retryer is the retry policy of every client (Clients; the tests and the
+// benchmarks build theirs through Clients too): the SDK's standard retryer
+// (3 attempts, jittered exponential backoff, throttling backing off longer)
+// without its client-side retry quota.
+//
+// That quota is a token bucket per client, drained by every retry and
+// refilled by successes; once empty, every call that fails once fails at
+// once with "retry quota exceeded", retries or not, until enough calls
+// succeed. In a Lambda instance it only turns a burst of transient faults
+// (measured: 30 % of calls failing) into a run of failed requests: the
+// bucket is per instance, while what bounds retries against the service is
+// the attempts per call, the backoff, the function's concurrency and the
+// request's deadline. AWS's guide to the SDK's retries documents turning
+// the rate limiter off (ratelimit.None) for such workloads. A new retryer
+// for each client, as that guide asks of shared retryers.
+func Retryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.RateLimiter = ratelimit.None
+	})
 }
 
 // Lambda's variables for the function's region and its role's credentials.
