@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/routes"
 )
 
@@ -57,8 +58,8 @@ const (
 	// DefaultMaxBodyBytes is API Gateway's payload quota for HTTP APIs,
 	// 10 MB.
 	DefaultMaxBodyBytes = 10 << 20
-	// DefaultTimeout is the longest integration timeout an HTTP API allows.
-	DefaultTimeout = 30 * time.Second
+	// DefaultTimeout is the deployed functions' timeout.
+	DefaultTimeout = config.FunctionTimeout
 	// DefaultAccountID is the placeholder account of local events.
 	DefaultAccountID = "123456789012"
 	// DefaultAPIID names the local API in events.
@@ -173,7 +174,8 @@ func (g *gateway) serve(w http.ResponseWriter, r *http.Request, id string, start
 // invocation's Lambda context and the function timeout, and that is not
 // cancelled when the client disconnects (Lambda runs the invocation to its
 // end). A panic is the function failing, as the Lambda runtime reports it,
-// and so is a response API Gateway could not use. It returns the response
+// and so are a handler still running at the timeout and a response API
+// Gateway could not use. It returns the response
 // and its decoded body.
 func (g *gateway) invoke(ctx context.Context, rt route, event events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, body []byte, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.Timeout)
@@ -182,12 +184,29 @@ func (g *gateway) invoke(ctx context.Context, rt route, event events.APIGatewayV
 		AwsRequestID:       newUUID(),
 		InvokedFunctionArn: fmt.Sprintf("arn:aws:lambda:local:%s:function:%s", g.opts.AccountID, rt.function),
 	})
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
-		}
+	// Lambda ends an invocation at its timeout, whether or not the handler
+	// returns, and API Gateway answers for the failed function.
+	type answer struct {
+		resp events.APIGatewayV2HTTPResponse
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		var a answer
+		defer func() {
+			if p := recover(); p != nil {
+				a.err = fmt.Errorf("panic: %v", p)
+			}
+			answered <- a
+		}()
+		a.resp, a.err = rt.handler(ctx, event)
 	}()
-	resp, err = rt.handler(ctx, event)
+	select {
+	case a := <-answered:
+		resp, err = a.resp, a.err
+	case <-ctx.Done():
+		return resp, nil, fmt.Errorf("the function timed out after %s", g.opts.Timeout)
+	}
 	if err != nil {
 		return resp, nil, err
 	}
