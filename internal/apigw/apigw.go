@@ -142,7 +142,7 @@ func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep 
 		if err := checkContentType(header(req.Headers, "content-type")); err != nil {
 			return nil, err
 		}
-		return ep(ctx, call, req, body)
+		return withinDeadline(ctx, func(ctx context.Context) (any, error) { return ep(ctx, call, req, body) })
 	}()
 
 	status := okStatus

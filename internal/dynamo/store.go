@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -113,16 +113,21 @@ func (s *Store) openerFor(ctx context.Context, workspace, table, pk, sk string, 
 	return itemSealer{key: key, table: table, pk: pk, sk: sk}, nil
 }
 
+// mapSealError maps a failure of the envelope: a KMS failure is classed as
+// a DynamoDB one is (classify), so KMS unreachable, throttled or refusing
+// (a key policy or a disabled key: a deployment fault) answers as those do;
+// the request's time running out while it waits for a key shared with
+// another request is as if its own KMS call had; anything else (a value
+// that does not open) stays internal.
 func mapSealError(err error) error {
-	if errors.Is(err, envelope.ErrUnavailable) {
-		return fmt.Errorf("%w: %w", waymark.ErrUnavailable("key service unreachable"), err)
+	if errors.Is(err, envelope.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return classify("kms", err)
 	}
 	return err
 }
 
 // mapError turns a DynamoDB failure into a domain error: a failed condition
-// is a conflict, throttling is throttled, an unreachable service is
-// unavailable; anything else stays internal (logged, never shown).
+// is a conflict, the rest is classed by classify.
 func mapError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -131,24 +136,38 @@ func mapError(op string, err error) error {
 	if errors.As(err, &ccf) {
 		return waymark.ErrConflict
 	}
+	return classify("dynamo: "+op, err)
+}
+
+// classify maps the failure of an AWS call, after the SDK's retries, to what
+// the caller is told (the cause stays in the error, for the log only):
+//   - throttling, as the SDK's retryer recognises it: throttled (429), the
+//     caller retries later;
+//   - an answer with a 5xx status (an internal error, service unavailable,
+//     a KMS dependency timeout), no answer at all (connection refused or
+//     reset, an answer lost) or the request's time up: unavailable (503),
+//     the caller retries later (the clients have no retry quota to spend:
+//     config.Retryer);
+//   - any other answer (access denied, a key disabled, a request the
+//     service rejects): internal (500), a fault of the deployment or of the
+//     code that retrying does not mend.
+func classify(op string, err error) error {
+	if throttled := (retry.ThrottleErrorCode{Codes: retry.DefaultThrottleErrorCodes}).IsErrorThrottle(err); throttled == aws.TrueTernary {
+		return fmt.Errorf("%w: %s: %w", waymark.ErrThrottled(), op, err)
+	}
+	var status interface{ HTTPStatusCode() int }
+	if errors.As(err, &status) && status.HTTPStatusCode() >= 500 {
+		return fmt.Errorf("%w: %s: %w", waymark.ErrUnavailable("a dependency failed"), op, err)
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
-		switch api.ErrorCode() {
-		case "ProvisionedThroughputExceededException", "RequestLimitExceeded", "ThrottlingException":
-			return fmt.Errorf("%w: dynamo: %s: %w", waymark.ErrThrottled(), op, err)
-		case "InternalServerError", "ServiceUnavailable":
-			return fmt.Errorf("%w: dynamo: %s: %w", waymark.ErrUnavailable("database unavailable"), op, err)
-		}
-		return fmt.Errorf("dynamo: %s: %w", op, err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	// The SDK gives up retrying when its retry budget is spent (many
-	// failures in a row): the service is as good as unreachable.
-	var quota ratelimit.QuotaExceededError
 	var netErr net.Error
-	if errors.As(err, &netErr) || errors.As(err, &quota) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: dynamo: %s: %w", waymark.ErrUnavailable("database unreachable"), op, err)
+	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %s: %w", waymark.ErrUnavailable("a dependency did not answer"), op, err)
 	}
-	return fmt.Errorf("dynamo: %s: %w", op, err)
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // The store writes its few condition and update expressions as constant
