@@ -50,7 +50,8 @@ const (
 
 // opFaults sits between the SDK and the real local engines and fails the
 // calls of one operation: its X-Amz-Target (DynamoDB_20120810.GetItem,
-// TrentService.Decrypt) and, for DynamoDB, its table. Other calls pass.
+// TrentService.Decrypt; DynamoDB_20120810.* for all of a service's) and, when
+// table is set, its table. Other calls pass.
 type opFaults struct {
 	target string
 	table  string // the physical table name; "" for KMS
@@ -128,7 +129,7 @@ var errAnswerLost = &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET
 
 // matches counts a call of the operation and says whether it fails.
 func (f *opFaults) matches(req *http.Request, body []byte) bool {
-	if req.Header.Get("X-Amz-Target") != f.target {
+	if target := req.Header.Get("X-Amz-Target"); target != f.target && !(strings.HasSuffix(f.target, ".*") && strings.HasPrefix(target, strings.TrimSuffix(f.target, "*"))) {
 		return false
 	}
 	if f.table != "" {
