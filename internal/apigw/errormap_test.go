@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -57,7 +58,11 @@ type opFaults struct {
 	table  string // the physical table name; "" for KMS
 	fail   failure
 	// only, when set, fails only the first only matching calls.
-	only  int64
+	only int64
+	// rate, when set, fails each matching call with this probability.
+	rate  float64
+	rnd   *rand.Rand
+	mu    sync.Mutex
 	stall time.Duration
 	// gone is closed when the test ends: a call left hanging gives up.
 	gone   chan struct{}
@@ -135,6 +140,13 @@ func (f *opFaults) matches(req *http.Request, body []byte) bool {
 	if f.table != "" {
 		var in struct{ TableName string }
 		if json.Unmarshal(body, &in) != nil || in.TableName != f.table {
+			return false
+		}
+	}
+	if f.rate > 0 {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.rnd.Float64() >= f.rate {
 			return false
 		}
 	}
