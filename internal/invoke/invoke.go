@@ -77,7 +77,8 @@ func withoutVars(env []string, names ...string) []string {
 // FunctionEnv is the whole environment of fn under the emulator: the
 // variables the CDK stack sets (config.Config.Env; the stack logs at info),
 // pointed at the local engines of cfg, and those the Lambda service adds
-// that the SDK reads: the region and credentials. The credentials are dummies
+// that the SDK reads: the region and credentials, and the function timeout
+// the emulator enforces. The credentials are dummies
 // (the local engines check none), so nothing of the caller's AWS setup
 // reaches the function, as nothing of a laptop reaches a Lambda.
 func FunctionEnv(fn routes.Function, cfg config.Config, region string) map[string]string {
@@ -91,8 +92,15 @@ func FunctionEnv(fn routes.Function, cfg config.Config, region string) map[strin
 	env["AWS_SECRET_ACCESS_KEY"] = "local"
 	// `sam local invoke` names the function by its logical id too.
 	env["AWS_LAMBDA_FUNCTION_NAME"] = fn.LogicalID
+	// The emulator gives the function this timeout (its default is 300
+	// seconds), so the handler's deadline is the deployed one.
+	env[EnvFunctionTimeout] = strconv.Itoa(int(config.FunctionTimeout / time.Second))
 	return env
 }
+
+// EnvFunctionTimeout is the emulator's variable for the function timeout,
+// in seconds.
+const EnvFunctionTimeout = "AWS_LAMBDA_FUNCTION_TIMEOUT"
 
 // Options for Start.
 type Options struct {
