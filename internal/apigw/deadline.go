@@ -21,9 +21,9 @@ const deadlineMargin = time.Second
 // is given when that context ends even if the work has not returned, since a
 // call that does not heed cancellation (a connection stuck in a read) would
 // otherwise hold the answer past the function's timeout. The work left
-// behind sees its context cancelled; its writes are all safe to repeat, as
-// the client's retry will. Without a deadline (a test calling the handler
-// directly) the work runs as it is.
+// behind sees its context cancelled; what it wrote stays written, as after
+// any 503 (README.md, "Errors"). Without a deadline (a test calling the
+// handler directly) the work runs as it is.
 func withinDeadline(ctx context.Context, work func(context.Context) (any, error)) (any, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
