@@ -55,7 +55,7 @@ const (
 // table is set, its table. Other calls pass.
 type opFaults struct {
 	target string
-	table  string // the physical table name; "" for KMS
+	table  string // the physical table name; "" for any (and KMS)
 	fail   failure
 	// only, when set, fails only the first only matching calls.
 	only int64
@@ -65,8 +65,9 @@ type opFaults struct {
 	mu    sync.Mutex
 	stall time.Duration
 	// gone is closed when the test ends: a call left hanging gives up.
-	gone   chan struct{}
-	failed atomic.Int64
+	gone chan struct{}
+	// matched counts the calls of the operation (those rate chose).
+	matched atomic.Int64
 }
 
 func newOpFaults(t testing.TB, target, logicalTable string, fail failure) *opFaults {
@@ -150,7 +151,7 @@ func (f *opFaults) matches(req *http.Request, body []byte) bool {
 			return false
 		}
 	}
-	n := f.failed.Add(1)
+	n := f.matched.Add(1)
 	return f.only == 0 || n <= f.only
 }
 
@@ -305,7 +306,7 @@ func (c *faultCase) response(t *testing.T) response {
 	if c.err != nil {
 		t.Fatalf("handler error %v", c.err)
 	}
-	if c.faults.failed.Load() == 0 {
+	if c.faults.matched.Load() == 0 {
 		t.Fatalf("the request made no %s call (%d %s)", c.site.target, c.answer.StatusCode, c.answer.Body)
 	}
 	route := routeOf(t, c.site.function)
@@ -407,8 +408,8 @@ func TestFailureOfOneAttemptIsAbsorbed(t *testing.T) {
 			if r.Status != successStatus[c.site.function] {
 				t.Fatalf("%d %v", r.Status, r.Body)
 			}
-			if c.faults.failed.Load() < 2 {
-				t.Fatalf("%d %s calls, want a failed one and its retry", c.faults.failed.Load(), c.site.target)
+			if c.faults.matched.Load() < 2 {
+				t.Fatalf("%d %s calls, want a failed one and its retry", c.faults.matched.Load(), c.site.target)
 			}
 			if c.site.function == "events" {
 				hints, _ := r.Body["state"].(map[string]any)["hints"].(map[string]any)
