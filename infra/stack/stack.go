@@ -78,6 +78,7 @@ func newWaymarkStack(scope constructs.Construct, r Region, opts options) (awscdk
 	}
 	s.addDomain()
 	s.addMonitoring()
+	s.addOperatorPolicy()
 	s.addOutputs()
 	s.suppressNagFindings()
 	return s.stack, nil

@@ -471,9 +471,10 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 			// granted[table] holds the actions on the table itself; indexes[table]
 			// the index names Query is allowed on.
 			granted, indexes := map[string][]string{}, map[string][]string{}
-			// published[table] says the role may publish the table's
-			// sealing key, under the condition that confines it to that.
-			published := map[string]bool{}
+			// narrow[table] is the narrow write the role may make on the
+			// table (publish the sealing key, refresh an expiry), under the
+			// condition that confines it to that.
+			narrow := map[string]routes.Access{}
 			var fieldKeys bool
 			for _, st := range statements(t, tpl, f.LogicalID) {
 				actions := strs(st["Action"])
@@ -489,10 +490,11 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 					case "dynamodb":
 						if id := ref(res); id != "" && st["Condition"] != nil {
 							table := byLogicalID[id]
-							if !sameSet(actions, publishKeyActions) || !equalJSON(st["Condition"], publishKeyCondition(table)) {
+							level := f.Tables[table.Name]
+							if !sameSet(actions, narrowUpdateActions) || !equalJSON(st["Condition"], narrowUpdateCondition(level, table)) {
 								t.Errorf("%s: %v on %s with condition %s", f.LogicalID, actions, table.Name, toJSON(st["Condition"]))
 							}
-							published[table.Name] = true
+							narrow[table.Name] = level
 							continue
 						}
 						if id := ref(res); id != "" {
@@ -535,8 +537,12 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 				if !sameSet(granted[st.Name], want) {
 					t.Errorf("%s on %s: %v, want %v", f.LogicalID, st.Name, granted[st.Name], want)
 				}
-				if wantPublish := ok && access == routes.ReadPublishKey; published[st.Name] != wantPublish {
-					t.Errorf("%s may publish the sealing key of %s: %v, want %v", f.LogicalID, st.Name, published[st.Name], wantPublish)
+				wantNarrow := routes.Access(0)
+				if ok && routes.NarrowAttributes(access, st) != nil {
+					wantNarrow = access
+				}
+				if narrow[st.Name] != wantNarrow {
+					t.Errorf("%s's narrow write on %s: %v, want %v", f.LogicalID, st.Name, narrow[st.Name], wantNarrow)
 				}
 				if !sameSet(indexes[st.Name], wantIndexes) {
 					t.Errorf("%s on the indexes of %s: %v, want %v", f.LogicalID, st.Name, indexes[st.Name], wantIndexes)

@@ -201,7 +201,7 @@ func TestResolveTemplate(t *testing.T) {
 	tpl, err := NewTemplate(map[string]any{"Resources": map[string]any{
 		"UsersTable": map[string]any{"Type": "AWS::DynamoDB::Table"},
 		"Topic":      map[string]any{"Type": "AWS::SNS::Topic"},
-	}}, account, "eu-central-1")
+	}}, "Waymark-eu", account, "eu-central-1")
 	if err != nil {
 		t.Fatal(err)
 	}

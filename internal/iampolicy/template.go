@@ -12,17 +12,17 @@ import (
 // physical name is taken to be its logical id: ARNs are then stable and
 // tell which resource they name.
 type Template struct {
-	Account, Region string
-	Resources       map[string]map[string]any
+	Account, Region, StackName string
+	Resources                  map[string]map[string]any
 }
 
-// NewTemplate reads a decoded template.
-func NewTemplate(tpl map[string]any, account, region string) (Template, error) {
+// NewTemplate reads a decoded template of the stack named stackName.
+func NewTemplate(tpl map[string]any, stackName, account, region string) (Template, error) {
 	res, ok := tpl["Resources"].(map[string]any)
 	if !ok {
 		return Template{}, fmt.Errorf("iampolicy: the template has no Resources")
 	}
-	t := Template{Account: account, Region: region, Resources: map[string]map[string]any{}}
+	t := Template{Account: account, Region: region, StackName: stackName, Resources: map[string]map[string]any{}}
 	for id, r := range res {
 		m, ok := r.(map[string]any)
 		if !ok {
@@ -65,6 +65,11 @@ var arnFormats = map[string]struct {
 	"AWS::Logs::LogGroup":     {"arn:aws:logs:%[1]s:%[2]s:log-group:%[3]s:*", false},
 	"AWS::Lambda::Function":   {"arn:aws:lambda:%[1]s:%[2]s:function:%[3]s", false},
 	"AWS::CloudWatch::Alarm":  {"arn:aws:cloudwatch:%[1]s:%[2]s:alarm:%[3]s", false},
+}
+
+// StackID is the stack's ARN (AWS::StackId), with a fixed id.
+func (t Template) StackID() string {
+	return fmt.Sprintf("arn:aws:cloudformation:%s:%s:stack/%s/00000000-0000-0000-0000-000000000000", t.Region, t.Account, t.StackName)
 }
 
 // Arn is the ARN of a resource of the template.
@@ -130,6 +135,10 @@ func (t Template) intrinsic(fn string, arg any) (any, error) {
 			return "aws", nil
 		case "AWS::URLSuffix":
 			return "amazonaws.com", nil
+		case "AWS::StackName":
+			return t.StackName, nil
+		case "AWS::StackId":
+			return t.StackID(), nil
 		}
 		r, ok := t.Resources[name]
 		if !ok {
