@@ -52,17 +52,18 @@ $(CDK): package.json package-lock.json
 	@touch $@
 
 # cdk-nag errors fail the synth; the summary counts what its reports hold.
-synth: build cdk-deps
+# The app runs `make build` itself before it synthesizes (infra/stack/build.go).
+synth: cdk-deps
 	@rm -f cdk.out/AwsSolutions-*-NagReport.csv
 	$(CDK) synth --quiet --no-notices -c regions=$(SYNTH_REGIONS) $(CDK_CONTEXT)
 	@for r in cdk.out/AwsSolutions-*-NagReport.csv; do \
 		echo "cdk-nag $$r: $$(grep -c '"Non-Compliant"' $$r) unsuppressed, $$(grep -c '"Suppressed"' $$r) suppressed with a reason"; \
 	done
 
-deploy: build cdk-deps
+deploy: cdk-deps
 	$(CDK) deploy Waymark-eu --no-notices $(CDK_CONTEXT)
 
-deploy-us: build cdk-deps
+deploy-us: cdk-deps
 	$(CDK) deploy Waymark-us --no-notices -c regions=us $(CDK_CONTEXT)
 
 # After go-test, whose integration suite wrote $(AWS_CALLS).
