@@ -5,13 +5,16 @@
 // only once deployed.
 //
 // It is test tooling: nothing that ships in a Lambda imports it. It is
-// written here rather than taken from a library because the maintained IAM
-// evaluators are not Go (AWS's own policy simulator is an online API, the
-// open-source ones are Python or TypeScript), and the part of IAM that
-// Waymark's policies use is small: Allow/Deny, Action/NotAction,
-// Resource/NotResource, Principal for resource policies, and the condition
-// operators listed in evalOperator. Anything else is an error, never a
-// silent allow.
+// written here rather than taken from a library because none fits: AWS's
+// policy simulator (SimulatePrincipalPolicy, and Go CLIs around it such as
+// aws-iam-policy-sim) is an online API that needs an account;
+// github.com/micahhausler/aws-iam-policy has Go types for policies but no
+// evaluation; the offline evaluators are Rust (iam-rs) or TypeScript
+// (@cloud-copilot/iam-simulate), or buried in a storage server
+// (SeaweedFS's policy engine). The part of IAM that Waymark's policies use
+// is small: Allow/Deny, Action/NotAction, Resource/NotResource, Principal
+// for resource policies, and the condition operators of comparator and
+// Null. Anything else is an error, never a silent allow.
 package iampolicy
 
 import (
@@ -123,7 +126,9 @@ func parseStatement(v any) (Statement, error) {
 			return Statement{}, fmt.Errorf("unknown element %q", k)
 		}
 	}
-	st := Statement{Sid: fmt.Sprint(m["Sid"]), Effect: fmt.Sprint(m["Effect"])}
+	sid, _ := m["Sid"].(string)
+	effect, _ := m["Effect"].(string)
+	st := Statement{Sid: sid, Effect: effect}
 	if st.Effect != "Allow" && st.Effect != "Deny" {
 		return Statement{}, fmt.Errorf("Effect %q", st.Effect)
 	}
