@@ -60,13 +60,6 @@ func WithCaller(ctx context.Context, function string) context.Context {
 	return context.WithValue(ctx, callerKey{}, function)
 }
 
-func callerOf(ctx context.Context) string {
-	if f, ok := ctx.Value(callerKey{}).(string); ok {
-		return f
-	}
-	return Operator
-}
-
 // Recorder collects distinct calls; it is safe for concurrent use.
 type Recorder struct {
 	logical map[string]string // physical table name → logical
@@ -86,13 +79,25 @@ func New(tables map[string]string) *Recorder {
 
 // Register adds the recording middleware to a client's stack; put it in
 // aws.Config.APIOptions (every client built from the config records) or in
-// a client's Options.APIOptions.
-func (r *Recorder) Register(s *middleware.Stack) error {
-	return s.Initialize.Add(middleware.InitializeMiddlewareFunc("awscalls.Recorder",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			r.record(callerOf(ctx), in.Parameters)
-			return next.HandleInitialize(ctx, in)
-		}), middleware.Before)
+// a client's Options.APIOptions. A call is the caller's that WithCaller put
+// in its context, else the operator's.
+func (r *Recorder) Register(s *middleware.Stack) error { return r.RegisterFor(Operator)(s) }
+
+// RegisterFor is Register for the clients of one function: a call whose
+// context names no caller (a goroutine started without the request's
+// context) is still that function's.
+func (r *Recorder) RegisterFor(caller string) func(*middleware.Stack) error {
+	return func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("awscalls.Recorder",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				c, ok := ctx.Value(callerKey{}).(string)
+				if !ok {
+					c = caller
+				}
+				r.record(c, in.Parameters)
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	}
 }
 
 func (r *Recorder) record(caller string, input any) {
