@@ -907,3 +907,37 @@ func TestResourcePoliciesAllowTheServicesThatUseThem(t *testing.T) {
 		}
 	})
 }
+
+// The operator policy is attached to nobody by the stack, names only this
+// stack's own resources, and grants the CLI's needs (proved call by call in
+// calls_test.go) through statements with no wildcard.
+func TestOperatorPolicy(t *testing.T) {
+	eachStack(t, func(t *testing.T, r Region, tpl template) {
+		p := props(tpl.resource(t, operatorPolicyID, "AWS::IAM::ManagedPolicy"))
+		if p["ManagedPolicyName"] != StackName(r)+"-operator" {
+			t.Errorf("name %v, want %s-operator", p["ManagedPolicyName"], StackName(r))
+		}
+		for _, k := range []string{"Roles", "Users", "Groups"} {
+			if p[k] != nil {
+				t.Errorf("the operator policy is attached to %s %v", k, p[k])
+			}
+		}
+		doc := p["PolicyDocument"].(map[string]interface{})
+		for _, st := range list(doc["Statement"]) {
+			st := st.(map[string]interface{})
+			for _, a := range strs(st["Action"]) {
+				if strings.Contains(a, "*") {
+					t.Errorf("statement %v: wildcard action %s", st["Sid"], a)
+				}
+			}
+			for _, res := range list(st["Resource"]) {
+				if s, ok := res.(string); ok {
+					t.Errorf("statement %v: resource %q is not one of the stack's", st["Sid"], s)
+				}
+			}
+			if st["Sid"] == "FindStack" && !equalJSON(st["Resource"], map[string]interface{}{"Ref": "AWS::StackId"}) {
+				t.Errorf("DescribeStacks on %s, want this stack only", toJSON(st["Resource"]))
+			}
+		}
+	})
+}
