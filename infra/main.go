@@ -1,7 +1,8 @@
 // Command infra is Waymark's CDK app: `cdk synth` and `cdk deploy` run it
 // (see cdk.json), and `go run ./infra` synthesizes into cdk.out directly.
 //
-// Without context it synthesizes the EU stack (Waymark-eu, eu-central-1);
+// It builds the functions first (make build), so that a deploy ships the
+// code of the checkout. Without context it synthesizes the EU stack (Waymark-eu, eu-central-1);
 // -c regions=eu,us adds the US stack (Waymark-us, us-east-1). The other
 // context values are described in docs/deploy.md.
 package main
@@ -34,7 +35,11 @@ func main() {
 		props.Outdir = jsii.String("cdk.out")
 	}
 	app := awscdk.NewApp(props)
-	if _, err := stack.Build(app); err != nil {
+	err := stack.BuildFunctions(app, os.Stderr)
+	if err == nil {
+		_, err = stack.Build(app)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		jsii.Close()
 		os.Exit(1)

@@ -6,11 +6,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/waymarkhq/waymark/internal/buildinfo"
 	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
 func main() {
+	buildinfo.LogStart(routes.Server.Name)
 	graph := wiring.FromEnv(context.Background())
 	lambda.Start(graph.API.Handler(routes.Server.Name))
 }

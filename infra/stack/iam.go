@@ -20,16 +20,18 @@ var (
 	writeActions = []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"}
 )
 
-// publishKeyActions is the write of ReadPublishKey: an UpdateItem that
-// publishKeyCondition confines to the sealing-key attributes of the item
-// (and its key, which every request names), so that a function cannot
-// change a workspace's secrets, origins or state.
-var publishKeyActions = []string{"dynamodb:UpdateItem"}
+// narrowUpdateActions is the write of the narrow access levels
+// (routes.ReadPublishKey, routes.ReadRefreshExpiry): an UpdateItem that
+// narrowUpdateCondition confines to the attributes the level may change (and
+// the item's key, which every request names), so that a function that
+// publishes a workspace's sealing key cannot change its secrets, origins or
+// state, and one that refreshes an item's expiry cannot change the item.
+var narrowUpdateActions = []string{"dynamodb:UpdateItem"}
 
-func publishKeyCondition(t schema.Table) map[string]interface{} {
+func narrowUpdateCondition(level routes.Access, t schema.Table) map[string]interface{} {
 	return map[string]interface{}{
 		"ForAllValues:StringEquals": map[string]interface{}{
-			"dynamodb:Attributes": []string{t.PartitionKey.Name, schema.SealKeyAttribute, schema.SealKeyAtAttribute},
+			"dynamodb:Attributes": routes.NarrowAttributes(level, t),
 		},
 		// The update answers with nothing (ReturnValues NONE); reading is
 		// granted apart.
@@ -37,6 +39,12 @@ func publishKeyCondition(t schema.Table) map[string]interface{} {
 			"dynamodb:ReturnValues": "NONE",
 		},
 	}
+}
+
+// narrowUpdateSids name the statements of the narrow levels, by level.
+var narrowUpdateSids = map[routes.Access]string{
+	routes.ReadPublishKey:    "PublishSealingKey",
+	routes.ReadRefreshExpiry: "RefreshExpiry",
 }
 
 // fieldKeyActions are what field encryption calls: a data key to seal new
@@ -136,12 +144,12 @@ func (s *waymarkStack) grant(f routes.Function, role awsiam.Role) error {
 		actions, level := readActions, "Read"
 		switch access {
 		case routes.Read:
-		case routes.ReadPublishKey:
+		case routes.ReadPublishKey, routes.ReadRefreshExpiry:
 			role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:        jsii.String("PublishSealingKey" + t.Name),
-				Actions:    jsii.Strings(publishKeyActions...),
+				Sid:        jsii.String(narrowUpdateSids[access] + t.Name),
+				Actions:    jsii.Strings(narrowUpdateActions...),
 				Resources:  &[]*string{table.TableArn()},
-				Conditions: toPtr(publishKeyCondition(t)),
+				Conditions: toPtr(narrowUpdateCondition(access, t)),
 			}))
 		case routes.ReadWrite:
 			actions, level = append(append([]string{}, readActions...), writeActions...), "ReadWrite"

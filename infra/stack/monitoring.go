@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/interfaces/interfacesawscloudwatch"
@@ -36,9 +37,10 @@ const (
 // Operation dimension of SystemErrors and ThrottledRequests) a function with
 // it calls, so the alarms watch exactly what the functions use.
 var dynamoDBOperations = map[routes.Access][]string{
-	routes.Read:           {"GetItem", "Query", "BatchGetItem"},
-	routes.ReadPublishKey: {"GetItem", "Query", "BatchGetItem", "UpdateItem"},
-	routes.ReadWrite:      {"GetItem", "Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"},
+	routes.Read:              {"GetItem", "Query", "BatchGetItem"},
+	routes.ReadPublishKey:    {"GetItem", "Query", "BatchGetItem", "UpdateItem"},
+	routes.ReadRefreshExpiry: {"GetItem", "Query", "BatchGetItem", "UpdateItem"},
+	routes.ReadWrite:         {"GetItem", "Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"},
 }
 
 // addMonitoring adds the alarm topic, the alarms and the dashboard.
@@ -50,6 +52,17 @@ func (s *waymarkStack) addMonitoring() {
 		DisplayName: jsii.String("Waymark alarms (" + s.region.Name + ")"),
 		EnforceSSL:  jsii.Bool(true),
 	})
+	// EnforceSSL writes a topic policy, and a topic policy replaces SNS's
+	// default one: without this statement CloudWatch may not publish, and no
+	// alarm would ever reach anyone. It allows the CloudWatch alarms of this
+	// account and region only (the confused-deputy conditions).
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: toPtr(alarmSourceCondition()),
+	}))
 	if s.opts.AlarmEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.opts.AlarmEmail), nil))
 	}
@@ -114,6 +127,17 @@ func (s *waymarkStack) addMonitoring() {
 		kmsQuotaUsage(), kmsQuotaPercent)
 
 	s.addDashboard(alarms, apiRequests, api5xx)
+}
+
+// alarmSourceCondition confines a service's use of the alarm topic to the
+// CloudWatch alarms of this stack's account and region.
+func alarmSourceCondition() map[string]interface{} {
+	return map[string]interface{}{
+		"StringEquals": map[string]interface{}{"aws:SourceAccount": awscdk.Aws_ACCOUNT_ID()},
+		"ArnLike": map[string]interface{}{
+			"aws:SourceArn": "arn:" + *awscdk.Aws_PARTITION() + ":cloudwatch:" + *awscdk.Aws_REGION() + ":" + *awscdk.Aws_ACCOUNT_ID() + ":alarm:*",
+		},
+	}
 }
 
 // tableOperations lists, in a stable order, the operations any function

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/waymarkhq/waymark/internal/buildinfo"
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/deployed"
 	"github.com/waymarkhq/waymark/internal/routes"
@@ -78,6 +79,7 @@ func newWaymarkStack(scope constructs.Construct, r Region, opts options) (awscdk
 	}
 	s.addDomain()
 	s.addMonitoring()
+	s.addOperatorPolicy()
 	s.addOutputs()
 	s.suppressNagFindings()
 	return s.stack, nil
@@ -158,7 +160,14 @@ func (s *waymarkStack) addFunctions() error {
 	// declares: the local-endpoint ones are declared empty, which
 	// config.FromEnv reads as unset, so on AWS the SDK's endpoints apply.
 	env[config.EnvDynamoDBEndpoint], env[config.EnvKMSEndpoint] = "", ""
+	commits := functionCommits(s.opts.AssetRoot)
 	for _, f := range routes.Functions() {
+		// Each function says which commit its binary was built from (also in
+		// its first log line), so that what runs can be checked after a deploy.
+		fnEnv := map[string]string{buildinfo.EnvVar: commits[f.Name]}
+		for k, v := range env {
+			fnEnv[k] = v
+		}
 		logs := awslogs.NewLogGroup(s.stack, jsii.String(f.LogicalID+"Logs"), &awslogs.LogGroupProps{
 			Retention:     logRetention,
 			RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
@@ -182,7 +191,7 @@ func (s *waymarkStack) addFunctions() error {
 			MemorySize:   jsii.Number(functionMemoryMB),
 			Timeout:      awscdk.Duration_Seconds(jsii.Number(functionTimeoutSeconds)),
 			Tracing:      awslambda.Tracing_ACTIVE,
-			Environment:  jsiiStrings(env),
+			Environment:  jsiiStrings(fnEnv),
 			LogGroup:     logs,
 			Role:         role,
 		})

@@ -15,8 +15,10 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/waymarkhq/waymark/internal/buildinfo"
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/envelope"
+	"github.com/waymarkhq/waymark/internal/iampolicy"
 	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/schema"
 )
@@ -403,6 +405,8 @@ func TestFunctions(t *testing.T) {
 		for _, st := range schema.All() {
 			wantEnv[st.EnvVar] = map[string]interface{}{"Ref": tableLogicalID(st)}
 		}
+		// The tests' placeholder bootstraps are no Go binaries: no commit.
+		wantEnv[buildinfo.EnvVar] = buildinfo.Unknown
 		for _, f := range routes.Functions() {
 			res := tpl.resource(t, f.LogicalID, "AWS::Lambda::Function")
 			p := props(res)
@@ -471,9 +475,10 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 			// granted[table] holds the actions on the table itself; indexes[table]
 			// the index names Query is allowed on.
 			granted, indexes := map[string][]string{}, map[string][]string{}
-			// published[table] says the role may publish the table's
-			// sealing key, under the condition that confines it to that.
-			published := map[string]bool{}
+			// narrow[table] is the narrow write the role may make on the
+			// table (publish the sealing key, refresh an expiry), under the
+			// condition that confines it to that.
+			narrow := map[string]routes.Access{}
 			var fieldKeys bool
 			for _, st := range statements(t, tpl, f.LogicalID) {
 				actions := strs(st["Action"])
@@ -489,10 +494,11 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 					case "dynamodb":
 						if id := ref(res); id != "" && st["Condition"] != nil {
 							table := byLogicalID[id]
-							if !sameSet(actions, publishKeyActions) || !equalJSON(st["Condition"], publishKeyCondition(table)) {
+							level := f.Tables[table.Name]
+							if !sameSet(actions, narrowUpdateActions) || !equalJSON(st["Condition"], narrowUpdateCondition(level, table)) {
 								t.Errorf("%s: %v on %s with condition %s", f.LogicalID, actions, table.Name, toJSON(st["Condition"]))
 							}
-							published[table.Name] = true
+							narrow[table.Name] = level
 							continue
 						}
 						if id := ref(res); id != "" {
@@ -535,8 +541,12 @@ func TestLeastPrivilegeIAM(t *testing.T) {
 				if !sameSet(granted[st.Name], want) {
 					t.Errorf("%s on %s: %v, want %v", f.LogicalID, st.Name, granted[st.Name], want)
 				}
-				if wantPublish := ok && access == routes.ReadPublishKey; published[st.Name] != wantPublish {
-					t.Errorf("%s may publish the sealing key of %s: %v, want %v", f.LogicalID, st.Name, published[st.Name], wantPublish)
+				wantNarrow := routes.Access(0)
+				if ok && routes.NarrowAttributes(access, st) != nil {
+					wantNarrow = access
+				}
+				if narrow[st.Name] != wantNarrow {
+					t.Errorf("%s's narrow write on %s: %v, want %v", f.LogicalID, st.Name, narrow[st.Name], wantNarrow)
 				}
 				if !sameSet(indexes[st.Name], wantIndexes) {
 					t.Errorf("%s on the indexes of %s: %v, want %v", f.LogicalID, st.Name, indexes[st.Name], wantIndexes)
@@ -805,4 +815,129 @@ func TestOptionErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The resource policies the stack writes let in the AWS services that must
+// use the resource, and only from this account and region: CloudWatch alarms
+// publish to the alarm topic (whose TLS-only policy replaces SNS's default
+// one), DynamoDB uses the key for the tables (kms:ViaService), and no
+// service outside the stack's design uses the key.
+func TestResourcePoliciesAllowTheServicesThatUseThem(t *testing.T) {
+	eachStack(t, func(t *testing.T, r Region, raw template) {
+		tpl, err := iampolicy.NewTemplate(raw, StackName(r), testAccount, r.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decide := func(p iampolicy.Policy, req iampolicy.Request) iampolicy.Decision {
+			t.Helper()
+			d, err := p.Evaluate(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+
+		topics := tpl.OfType("AWS::SNS::Topic")
+		policies := tpl.OfType("AWS::SNS::TopicPolicy")
+		if len(topics) != 1 || len(policies) != 1 {
+			t.Fatalf("%d topics and %d topic policies, want one each", len(topics), len(policies))
+		}
+		topicArn, _ := tpl.Arn(topics[0])
+		topicPolicy, err := tpl.ResourcePolicy(policies[0], "PolicyDocument")
+		if err != nil {
+			t.Fatal(err)
+		}
+		alarm := func(account string, tls bool) iampolicy.Request {
+			return iampolicy.Request{Principal: "cloudwatch.amazonaws.com", Action: "sns:Publish", Resource: topicArn, Context: map[string][]string{
+				"aws:SourceAccount":   {account},
+				"aws:SourceArn":       {"arn:aws:cloudwatch:" + r.Name + ":" + account + ":alarm:Api5xxRateAlarm"},
+				"aws:SecureTransport": {fmt.Sprint(tls)},
+			}}
+		}
+		if d := decide(topicPolicy, alarm(testAccount, true)); d != iampolicy.Allow {
+			t.Errorf("an alarm of the stack publishing to its topic: %v, want allow", d)
+		}
+		if d := decide(topicPolicy, alarm("999999999999", true)); d == iampolicy.Allow {
+			t.Error("an alarm of another account may publish to the topic")
+		}
+		if d := decide(topicPolicy, alarm(testAccount, false)); d != iampolicy.ExplicitDeny {
+			t.Errorf("a publish without TLS: %v, want explicit deny", d)
+		}
+		otherRegion := alarm(testAccount, true)
+		otherRegion.Context["aws:SourceArn"] = []string{"arn:aws:cloudwatch:ap-south-1:" + testAccount + ":alarm:x"}
+		if d := decide(topicPolicy, otherRegion); d == iampolicy.Allow {
+			t.Error("an alarm of another region may publish to the topic")
+		}
+
+		key := keyID(t, raw)
+		keyArn, _ := tpl.Arn(key)
+		keyPolicy, err := tpl.ResourcePolicy(key, "KeyPolicy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		role := "arn:aws:iam::" + testAccount + ":role/SomeRole"
+		via := func(service, action string) iampolicy.Request {
+			return iampolicy.Request{Principal: role, Action: action, Resource: keyArn, Context: map[string][]string{
+				"kms:ViaService": {service}, "kms:CallerAccount": {testAccount},
+			}}
+		}
+		for _, action := range []string{"kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:Encrypt", "kms:CreateGrant"} {
+			if d := decide(keyPolicy, via("dynamodb."+r.Name+".amazonaws.com", action)); d != iampolicy.Allow {
+				t.Errorf("DynamoDB's %s with the key for a principal of the account: %v, want allow", action, d)
+			}
+			if d := decide(keyPolicy, via("s3."+r.Name+".amazonaws.com", action)); d == iampolicy.Allow && action != "kms:DescribeKey" {
+				t.Errorf("S3 may %s with the key", action)
+			}
+			for _, other := range Regions {
+				if other != r && decide(keyPolicy, via("dynamodb."+other.Name+".amazonaws.com", action)) == iampolicy.Allow && action != "kms:DescribeKey" {
+					t.Errorf("DynamoDB of %s may %s with the key of %s", other.Name, action, r.Name)
+				}
+			}
+		}
+		// Only the tables use the key at rest: no log group or topic is
+		// encrypted with it, so CloudWatch Logs and SNS need no place in
+		// the key policy. A resource that starts using it must add one.
+		for _, typ := range []string{"AWS::Logs::LogGroup", "AWS::SNS::Topic"} {
+			for _, id := range tpl.OfType(typ) {
+				p := tpl.Properties(id)
+				if p["KmsKeyId"] != nil || p["KmsMasterKeyId"] != nil {
+					t.Errorf("%s is encrypted with a KMS key: allow its service in the key policy and test it here", id)
+				}
+			}
+		}
+	})
+}
+
+// The operator policy is attached to nobody by the stack, names only this
+// stack's own resources, and grants the CLI's needs (proved call by call in
+// calls_test.go) through statements with no wildcard.
+func TestOperatorPolicy(t *testing.T) {
+	eachStack(t, func(t *testing.T, r Region, tpl template) {
+		p := props(tpl.resource(t, operatorPolicyID, "AWS::IAM::ManagedPolicy"))
+		if p["ManagedPolicyName"] != StackName(r)+"-operator" {
+			t.Errorf("name %v, want %s-operator", p["ManagedPolicyName"], StackName(r))
+		}
+		for _, k := range []string{"Roles", "Users", "Groups"} {
+			if p[k] != nil {
+				t.Errorf("the operator policy is attached to %s %v", k, p[k])
+			}
+		}
+		doc := p["PolicyDocument"].(map[string]interface{})
+		for _, st := range list(doc["Statement"]) {
+			st := st.(map[string]interface{})
+			for _, a := range strs(st["Action"]) {
+				if strings.Contains(a, "*") {
+					t.Errorf("statement %v: wildcard action %s", st["Sid"], a)
+				}
+			}
+			for _, res := range list(st["Resource"]) {
+				if s, ok := res.(string); ok {
+					t.Errorf("statement %v: resource %q is not one of the stack's", st["Sid"], s)
+				}
+			}
+			if st["Sid"] == "FindStack" && !equalJSON(st["Resource"], map[string]interface{}{"Ref": "AWS::StackId"}) {
+				t.Errorf("DescribeStacks on %s, want this stack only", toJSON(st["Resource"]))
+			}
+		}
+	})
 }

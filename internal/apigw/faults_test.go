@@ -81,7 +81,7 @@ func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
 // faulty transports; it shares nothing (caches included) with the suite's.
 func faultyGraph(t testing.TB, dbFaults, kmsFaults *faultyTransport) (map[string]apigw.Handler, *envelope.Envelope) {
 	t.Helper()
-	cfg := stack.Config()
+	cfg := recordedConfig()
 	dbClient, kmsClient, err := cfg.Clients(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/apispec"
+	"github.com/waymarkhq/waymark/internal/awscalls"
 	"github.com/waymarkhq/waymark/internal/devstack"
 	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/routes"
@@ -74,7 +75,8 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer stack.Stop()
-	graph, err = wiring.New(ctx, stack.Config(), wiring.Logger(&logBuffer, "debug"))
+	recorder = awscalls.New(stack.Tables)
+	graph, err = wiring.New(ctx, recordedConfig(), wiring.Logger(&logBuffer, "debug"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wire:", err)
 		return 1
@@ -95,6 +97,9 @@ func runSuite(m *testing.M) int {
 	code := m.Run()
 	if code == 0 {
 		code = scanForPlaintext(ctx)
+	}
+	if err := writeRecordedCalls(); code == 0 {
+		code = err
 	}
 	fmt.Printf("KMS calls made by the suite's shared Waymark: %d\n", graph.Envelope.KMSCalls())
 	return code
@@ -264,7 +269,7 @@ func invokeRoute(t testing.TB, hs map[string]apigw.Handler, route routes.Route, 
 			req.QueryStringParameters[k] = query.Get(k)
 		}
 	}
-	resp, err := hs[function](context.Background(), req)
+	resp, err := hs[function](awscalls.WithCaller(context.Background(), function), req)
 	if err != nil {
 		t.Fatalf("%s: handler error %v", function, err)
 	}

@@ -109,7 +109,7 @@ func TestRepeatedIdentifyOnlyRecordsTheVisit(t *testing.T) {
 func TestIdentifyAfterExpiryRestoresTheProfile(t *testing.T) {
 	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
 	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
-	cfg := stack.Config()
+	cfg := recordedConfig()
 	dbClient, kmsClient, err := cfg.Clients(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,7 @@ func expiries(t *testing.T, userKey string) map[string]int64 {
 func TestRetentionSetsAndRefreshesExpiry(t *testing.T) {
 	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
 	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
-	cfg := stack.Config()
+	cfg := recordedConfig()
 	dbClient, kmsClient, err := cfg.Clients(context.Background())
 	if err != nil {
 		t.Fatal(err)

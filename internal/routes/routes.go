@@ -15,8 +15,58 @@ const (
 	// (schema.SealKeyAttribute, schema.SealKeyAtAttribute), and no other
 	// attribute.
 	ReadPublishKey
+	// ReadRefreshExpiry is Read and the one write of retention on an item
+	// the function only reads: moving its expiry (schema.TTLAttribute), and
+	// no other attribute.
+	ReadRefreshExpiry
 	ReadWrite
 )
+
+// Allows says a function granted a may make a call that needs access need.
+// The two narrow writes allow each other nothing.
+func (a Access) Allows(need Access) bool {
+	return a == need || a == ReadWrite || need == Read && a >= Read
+}
+
+// NarrowAttributes are the attributes an update under a narrow access level
+// may name on table t (its key attributes among them, as IAM's
+// dynamodb:Attributes lists them); nil for the other levels.
+func NarrowAttributes(a Access, t schema.Table) []string {
+	key := []string{t.PartitionKey.Name}
+	if t.SortKey != nil {
+		key = append(key, t.SortKey.Name)
+	}
+	switch a {
+	case ReadPublishKey:
+		return append(key, schema.SealKeyAttribute, schema.SealKeyAtAttribute)
+	case ReadRefreshExpiry:
+		return append(key, t.TTLAttribute)
+	}
+	return nil
+}
+
+// NarrowUpdateOf is the narrow level that allows an update naming attrs on
+// table t (ReadPublishKey for the workspace's sealing key, ReadRefreshExpiry
+// for an expiry), or 0 when only ReadWrite does.
+func NarrowUpdateOf(t schema.Table, attrs []string) Access {
+	for _, level := range []Access{ReadPublishKey, ReadRefreshExpiry} {
+		if level == ReadPublishKey && t.Name != schema.WorkspacesTable {
+			continue
+		}
+		allowed := map[string]bool{}
+		for _, a := range NarrowAttributes(level, t) {
+			allowed[a] = true
+		}
+		within := true
+		for _, a := range attrs {
+			within = within && allowed[a]
+		}
+		if within {
+			return level
+		}
+	}
+	return 0
+}
 
 func (a Access) String() string {
 	switch a {
@@ -24,6 +74,8 @@ func (a Access) String() string {
 		return "read"
 	case ReadPublishKey:
 		return "read and publish the sealing key"
+	case ReadRefreshExpiry:
+		return "read and refresh the expiry"
 	case ReadWrite:
 		return "read and write"
 	}
@@ -55,10 +107,12 @@ func (r Route) RouteKey() string { return r.Method + " " + r.Path }
 
 // The public (snippet) functions. Every one of them reads the workspace and
 // writes or reads user data; those that seal values may publish the
-// workspace's sealing key.
+// workspace's sealing key. Identify reads the user's content state and, in a
+// workspace with retention, moves the expiry of items the user is still
+// active on (service.refreshRetention), and writes nothing else there.
 var (
 	Identify = Function{Name: "identify", LogicalID: "IdentifyFunction", UsesKMS: true, Tables: map[string]Access{
-		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: Read,
+		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadRefreshExpiry,
 	}}
 	Events = Function{Name: "events", LogicalID: "EventsFunction", UsesKMS: true, Tables: map[string]Access{
 		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite,
