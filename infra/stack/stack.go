@@ -26,13 +26,11 @@ import (
 
 // Function settings. 128 MB is Lambda's smallest size: the handlers do a few
 // DynamoDB and (rarely, thanks to the data-key cache) KMS calls per request
-// and are I/O bound. The timeout leaves room for the SDK's retries of a
-// throttled call but ends a stuck invocation long before API Gateway's own
-// 30-second limit.
+// and are I/O bound. Their timeout is config.FunctionTimeout, the one value
+// the handlers answer within and the local gateway and emulator enforce.
 const (
-	functionMemoryMB       = 128
-	functionTimeoutSeconds = 10
-	functionLogLevel       = "info"
+	functionMemoryMB = 128
+	functionLogLevel = "info"
 	// logRetention applies to the functions' logs and the access logs: long
 	// enough to investigate an incident, short enough to keep no operational
 	// data longer than needed.
@@ -189,7 +187,7 @@ func (s *waymarkStack) addFunctions() error {
 			Handler:      jsii.String("bootstrap"),
 			Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(s.opts.AssetRoot, f.Name)), nil),
 			MemorySize:   jsii.Number(functionMemoryMB),
-			Timeout:      awscdk.Duration_Seconds(jsii.Number(functionTimeoutSeconds)),
+			Timeout:      awscdk.Duration_Seconds(jsii.Number(config.FunctionTimeout.Seconds())),
 			Tracing:      awslambda.Tracing_ACTIVE,
 			Environment:  jsiiStrings(fnEnv),
 			LogGroup:     logs,
