@@ -223,11 +223,25 @@ func siteHandler(api http.Handler) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
-	mux.Handle("GET "+DemoPath, http.StripPrefix(DemoPath, http.FileServerFS(demo)))
+	mux.Handle("GET "+DemoPath, http.StripPrefix(DemoPath, http.FileServerFS(invalidIsNotFound{demo})))
 	mux.HandleFunc("GET "+SnippetPath, func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, snippet.Files, "waymark.js")
 	})
 	return mux, nil
+}
+
+// invalidIsNotFound reports a name the file system cannot hold (one that
+// fs.ValidPath refuses, such as the invalid UTF-8 of /demo/%ff) as not found.
+// http.FileServerFS answers fs.ErrInvalid with a 500, as if the server had
+// failed; the client asked for a file that does not exist.
+type invalidIsNotFound struct{ fs.FS }
+
+func (f invalidIsNotFound) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if errors.Is(err, fs.ErrInvalid) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, err
 }
 
 // Done is closed when the API server stops by itself.
