@@ -134,7 +134,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve answers the request and returns the status sent and the route to log.
 func (g *gateway) serve(w http.ResponseWriter, r *http.Request, id string, start time.Time) (int, string) {
-	origin := r.Header.Get("Origin")
+	origin := corsOrigin(r)
 	if isPreflight(r) {
 		writePreflight(w, origin)
 		return http.StatusNoContent, logRoutePreflight
