@@ -150,6 +150,10 @@ func (s *Stack) watch(engines ...*Engine) {
 			// engine that exited because of Stop is never reported.
 			select {
 			case <-s.stopping:
+				return
+			default:
+			}
+			select {
 			case s.died <- e.exitedError():
 			default: // another engine was reported first
 			}
