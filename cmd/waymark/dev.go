@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,7 +62,12 @@ func runDev(ctx context.Context, _ globals, args []string, stdout, stderr io.Wri
 	select {
 	case <-ctx.Done():
 	case err := <-dev.Done():
-		fmt.Fprintln(stderr, "waymark: API server stopped:", err)
+		// Said at once: every request fails from now on. The data of an
+		// in-memory stack is lost; a --persist one starts again as it was.
+		fmt.Fprintf(stderr, "waymark: the local stack failed: %v\n", err)
+		fmt.Fprintln(stdout, "Stopping...")
+		dev.Stop()
+		return errors.New("dev: stopped because the local stack failed (see above); start it again with `make dev`")
 	}
 	fmt.Fprintln(stdout, "Stopping...")
 	return dev.Stop()

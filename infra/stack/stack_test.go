@@ -582,11 +582,15 @@ func TestAPI(t *testing.T) {
 		for _, api := range tpl.ofType("AWS::ApiGatewayV2::Api") {
 			c := routes.CORS
 			want := map[string]interface{}{
-				"AllowOrigins": c.AllowOrigins, "AllowMethods": c.AllowMethods, "AllowHeaders": c.AllowHeaders,
+				"AllowOrigins": c.AllowOrigins, "AllowMethods": c.AllowMethods, "AllowHeaders": browserHeaders(c.AllowHeaders),
 				"ExposeHeaders": c.ExposeHeaders, "MaxAge": c.MaxAgeSeconds,
 			}
 			if got := props(api)["CorsConfiguration"]; !equalJSON(got, want) {
 				t.Errorf("CORS %s, want %s", toJSON(got), toJSON(want))
+			}
+			// No browser may send the server API's key: its preflight is refused.
+			if allowed := toJSON(props(api)["CorsConfiguration"].(map[string]interface{})["AllowHeaders"]); strings.Contains(strings.ToLower(allowed), "authorization") {
+				t.Errorf("CORS allows the Authorization header: %s", allowed)
 			}
 		}
 

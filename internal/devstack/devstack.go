@@ -42,6 +42,9 @@ type State struct {
 	KMSKeyID  string            `json:"kmsKeyId"`
 	Tables    map[string]string `json:"tables"`
 	PID       int               `json:"pid"`
+	// DynamoDBPID and KMSPID are the engines' processes.
+	DynamoDBPID int `json:"dynamodbPid"`
+	KMSPID      int `json:"kmsPid"`
 	// Demo and Snippet are the URLs of the demo page and of waymark.js,
 	// served next to the API.
 	Demo    string `json:"demo"`
@@ -94,7 +97,8 @@ type Dev struct {
 	State  State
 	stack  *localstack.Stack
 	server *http.Server
-	served chan error
+	served chan error // what the API server's Serve returned
+	failed chan error // see Done
 	dir    string
 }
 
@@ -131,6 +135,15 @@ func Start(ctx context.Context, opts Options) (*Dev, error) {
 		_ = stack.Stop()
 		return nil, err
 	}
+	d.failed = make(chan error, 1)
+	go func() {
+		select {
+		case err := <-d.served:
+			d.failed <- fmt.Errorf("the API server stopped: %w", err)
+		case err := <-stack.Died():
+			d.failed <- err
+		}
+	}()
 	return d, nil
 }
 
@@ -187,17 +200,19 @@ func (d *Dev) serve(ctx context.Context, opts Options) error {
 	}()
 	api := scheme + "://" + ln.Addr().String()
 	d.State = State{
-		API:       api,
-		DynamoDB:  cfg.DynamoDBEndpoint,
-		KMS:       cfg.KMSEndpoint,
-		Region:    config.LocalRegion,
-		Workspace: DemoWorkspace,
-		KMSKeyID:  cfg.KMSKeyID,
-		Tables:    cfg.Tables,
-		PID:       os.Getpid(),
-		Demo:      api + DemoPath,
-		Snippet:   api + SnippetPath,
-		CACert:    caFile,
+		API:         api,
+		DynamoDB:    cfg.DynamoDBEndpoint,
+		KMS:         cfg.KMSEndpoint,
+		Region:      config.LocalRegion,
+		Workspace:   DemoWorkspace,
+		KMSKeyID:    cfg.KMSKeyID,
+		Tables:      cfg.Tables,
+		PID:         os.Getpid(),
+		DynamoDBPID: d.stack.DynamoDBPID(),
+		KMSPID:      d.stack.KMSPID(),
+		Demo:        api + DemoPath,
+		Snippet:     api + SnippetPath,
+		CACert:      caFile,
 	}
 	b, _ := json.MarshalIndent(d.State, "", "  ")
 	if err := os.WriteFile(filepath.Join(d.dir, StateFile), append(b, '\n'), 0o600); err != nil {
@@ -223,15 +238,33 @@ func siteHandler(api http.Handler) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
-	mux.Handle("GET "+DemoPath, http.StripPrefix(DemoPath, http.FileServerFS(demo)))
+	mux.Handle("GET "+DemoPath, http.StripPrefix(DemoPath, http.FileServerFS(invalidIsNotFound{demo})))
 	mux.HandleFunc("GET "+SnippetPath, func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, snippet.Files, "waymark.js")
 	})
 	return mux, nil
 }
 
-// Done is closed when the API server stops by itself.
-func (d *Dev) Done() <-chan error { return d.served }
+// invalidIsNotFound reports a name the file system cannot hold (one that
+// fs.ValidPath refuses, such as the invalid UTF-8 of /demo/%ff) as not found.
+// http.FileServerFS answers fs.ErrInvalid with a 500, as if the server had
+// failed; the client asked for a file that does not exist.
+type invalidIsNotFound struct{ fs.FS }
+
+func (f invalidIsNotFound) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if errors.Is(err, fs.ErrInvalid) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, err
+}
+
+// Done receives an error when the stack fails by itself: an engine exited
+// (crashed, or was killed) or the API server stopped. The stack cannot serve
+// after that, so the caller should say so and Stop; restarting the engine is
+// not attempted, since an in-memory engine's data is gone with it. Stop itself
+// may also send on Done, which then means nothing.
+func (d *Dev) Done() <-chan error { return d.failed }
 
 // Stop stops the API and the engines and removes the state file.
 func (d *Dev) Stop() error {

@@ -30,15 +30,44 @@ import (
 // methods and headers as they are; the browser compares them with what it
 // asked for.
 
+// Server routes (routes.Server: a customer's backend calling with a secret
+// key) are not for browsers, so they answer without CORS headers and a
+// preflight for one is refused (204 without them). A page that holds a
+// secret key leaks it to every visitor; without CORS the browser refuses to
+// send the call at all, since its Authorization header needs a preflight.
+// Servers never look at CORS headers, so nothing legitimate is lost. The
+// deployed API applies the same rule with its API-wide configuration (see
+// infra/stack: it does not allow the Authorization header).
+var serverPaths = func() map[string]bool {
+	paths := map[string]bool{}
+	for _, r := range routes.Table() {
+		if r.Function == routes.Server.Name {
+			paths[r.Path] = true
+		}
+	}
+	return paths
+}()
+
+// corsOrigin is the origin whose CORS headers r's answer carries: r's Origin
+// header, or "" (no CORS headers) when there is none or r is for a server
+// route.
+func corsOrigin(r *http.Request) string {
+	if serverPaths[r.URL.Path] {
+		return ""
+	}
+	return r.Header.Get("Origin")
+}
+
 // isPreflight says whether API Gateway would answer r as a CORS preflight.
 func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
-// writePreflight answers a preflight request: 204 and no body.
+// writePreflight answers a preflight request: 204 and no body, with the CORS
+// headers unless origin is "" (see corsOrigin) or not allowed.
 func writePreflight(w http.ResponseWriter, origin string) {
 	h := w.Header()
-	if allowed := allowOrigin(origin); allowed != "" {
+	if allowed := allowOrigin(origin); origin != "" && allowed != "" {
 		setAllowOrigin(h, allowed)
 		h.Set("Access-Control-Allow-Methods", strings.Join(routes.CORS.AllowMethods, ","))
 		h.Set("Access-Control-Allow-Headers", strings.Join(routes.CORS.AllowHeaders, ","))

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -43,9 +44,8 @@ type Options struct {
 	// Timeout is the function timeout: the handler's context carries it as
 	// its deadline, as Lambda's does. Zero means DefaultTimeout.
 	Timeout time.Duration
-	// Logger receives one access-log line per request: method, route,
-	// status, latency and request id, never the body, query or headers,
-	// which may carry user data. Nil logs nothing.
+	// Logger receives one access-log line per request (see logRequest).
+	// Nil logs nothing.
 	Logger *slog.Logger
 	// AccountID and APIID fill the event's requestContext; defaults
 	// DefaultAccountID and DefaultAPIID.
@@ -73,8 +73,9 @@ const (
 )
 
 type gateway struct {
-	routes map[string]route // by route key
-	opts   Options
+	routes   map[string]route // by route key
+	opts     Options
+	arrivals atomic.Uint64 // requests received so far (see logRequest)
 }
 
 type route struct {
@@ -118,24 +119,17 @@ func New(handlers map[string]Handler, opts Options) http.Handler {
 }
 
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	seq := g.arrivals.Add(1)
 	start := time.Now()
 	id := newRequestID()
 	w.Header().Set("Apigw-Requestid", id)
 	status, logRoute := g.serve(w, r, id, start)
-	if g.opts.Logger != nil {
-		g.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method),
-			slog.String("route", logRoute),
-			slog.Int("status", status),
-			slog.Duration("latency", time.Since(start)),
-			slog.String("requestId", id),
-		)
-	}
+	g.logRequest(r, seq, id, logRoute, status, start)
 }
 
 // serve answers the request and returns the status sent and the route to log.
 func (g *gateway) serve(w http.ResponseWriter, r *http.Request, id string, start time.Time) (int, string) {
-	origin := r.Header.Get("Origin")
+	origin := corsOrigin(r)
 	if isPreflight(r) {
 		writePreflight(w, origin)
 		return http.StatusNoContent, logRoutePreflight

@@ -50,6 +50,8 @@ type Stack struct {
 	dynamo   *Engine
 	kms      *Engine
 	tempDir  string
+	died     chan error    // see Died
+	stopping chan struct{} // closed when Stop begins
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -66,7 +68,13 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localstack: %w", err)
 	}
-	s := &Stack{Region: config.LocalRegion, Tables: config.LocalTables(opts.TablePrefix), tempDir: tempDir}
+	s := &Stack{
+		Region:   config.LocalRegion,
+		Tables:   config.LocalTables(opts.TablePrefix),
+		tempDir:  tempDir,
+		died:     make(chan error, 1),
+		stopping: make(chan struct{}),
+	}
 
 	dynamoData, kmsData := "", filepath.Join(tempDir, "kms")
 	if opts.PersistDir != "" {
@@ -125,8 +133,45 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
+	s.watch(s.dynamo, s.kms)
 	return s, nil
 }
+
+// watch reports on Died the first of the engines to exit before Stop began.
+func (s *Stack) watch(engines ...*Engine) {
+	for _, e := range engines {
+		go func() {
+			select {
+			case <-e.done:
+			case <-s.stopping:
+				return
+			}
+			// Stop closes stopping before it signals an engine, so an
+			// engine that exited because of Stop is never reported.
+			select {
+			case <-s.stopping:
+				return
+			default:
+			}
+			select {
+			case s.died <- e.exitedError():
+			default: // another engine was reported first
+			}
+		}()
+	}
+}
+
+// Died receives an error, once, if an engine exits while the stack runs (it
+// crashed, or was killed): whatever uses the stack can no longer work, and
+// says so at once rather than through failing requests. Nothing is sent
+// once Stop has begun.
+func (s *Stack) Died() <-chan error { return s.died }
+
+// DynamoDBPID is the process id of DynamoDB Local.
+func (s *Stack) DynamoDBPID() int { return s.dynamo.cmd.Process.Pid }
+
+// KMSPID is the process id of local-kms.
+func (s *Stack) KMSPID() int { return s.kms.cmd.Process.Pid }
 
 // Config is the configuration that points a function at this stack.
 func (s *Stack) Config() config.Config {
@@ -142,6 +187,7 @@ func (s *Stack) Config() config.Config {
 // called more than once; later calls return the first call's result.
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
+		close(s.stopping)
 		engines := []*Engine{s.dynamo, s.kms}
 		errs := make([]error, len(engines)+1)
 		var wg sync.WaitGroup

@@ -284,6 +284,42 @@ func TestParallelStartsAndStop(t *testing.T) {
 		if _, err := os.Stat(s.tempDir); !os.IsNotExist(err) {
 			t.Errorf("temporary directory %s kept", s.tempDir)
 		}
+		select {
+		case err := <-s.Died():
+			t.Errorf("Stop reported as an engine dying: %v", err)
+		default:
+		}
+	}
+}
+
+// An engine killed while the stack runs is reported on Died at once, by
+// name; the other engine is not reported.
+func TestDiedReportsAKilledEngine(t *testing.T) {
+	sharedStack(t)
+	t.Parallel()
+	s, err := Start(t.Context(), Options{TablePrefix: "died-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	if err := syscall.Kill(s.KMSPID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.Died():
+		if want := "localstack: local-kms exited on its own (signal: killed)"; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Died: %v, want %q", err, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no report 30 s after local-kms was killed")
+	}
+	if err := s.Stop(); err == nil || !strings.Contains(err.Error(), "local-kms had exited on its own") {
+		t.Errorf("Stop after the death: %v", err)
+	}
+	select {
+	case err := <-s.Died():
+		t.Errorf("a second report: %v", err)
+	default:
 	}
 }
 

@@ -128,6 +128,11 @@ func (e *Engine) awaitReady(ctx context.Context, ports <-chan int, probe func(co
 	}
 }
 
+// exitedError describes an engine that exited while it was in use.
+func (e *Engine) exitedError() error {
+	return fmt.Errorf("localstack: %s exited on its own (%v); its last output:\n%s", e.name, e.waitErr, e.tail)
+}
+
 func (e *Engine) exitedEarly() error {
 	return fmt.Errorf("localstack: %s exited before it was ready (%v); its last output:\n%s", e.name, e.waitErr, e.tail)
 }

@@ -57,8 +57,11 @@ function demoURL(stack, { origin, ...params }) {
 
 // openPage opens a page in a fresh context (its own storage) and records
 // what the snippet says on the console and every call it makes to the API.
+// The page's clock is Playwright's: it runs as usual, and quiet() can move
+// it ahead.
 async function openPage(contextOptions = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...contextOptions });
+  await context.clock.install();
   const page = await context.newPage();
   const seen = { console: [], calls: [], answers: [] };
   page.on('console', (m) => seen.console.push(m.text()));
@@ -68,11 +71,15 @@ async function openPage(contextOptions = {}) {
   });
   page.on('response', async (r) => {
     if (!new URL(r.url()).pathname.startsWith('/v1/')) return;
-    // Listed at once, in order; the body follows unless the page is gone.
+    // Listed at once, in order; the body follows (read = its promise)
+    // unless the page is gone.
     const answer = { url: r.url(), status: r.status() };
     seen.answers.push(answer);
-    answer.body = await r.json().catch(() => null);
-    answer.security = await r.securityDetails().catch(() => null);
+    answer.read = (async () => {
+      answer.body = await r.json().catch(() => null);
+      answer.security = await r.securityDetails().catch(() => null);
+    })();
+    await answer.read;
   });
   return { context, page, seen, waymarkLines: () => seen.console.filter((t) => t.startsWith('waymark:')) };
 }
@@ -81,6 +88,24 @@ const stateOf = (page) => page.evaluate(() => window.waymark.state && window.way
 const pending = (page) => page.evaluate(() => Object.keys(localStorage)
   .filter((k) => k.startsWith('waymark:'))
   .reduce((n, k) => n + JSON.parse(localStorage.getItem(k)).length, 0));
+// quiet proves that the page sends nothing more, without waiting for it to
+// maybe happen: it moves the page's clock two minutes ahead, firing every
+// timer due by then (the snippet's batching delay, its retries, whose first
+// comes within a minute at most), so whatever the snippet would send later
+// is sent now; then the page makes a request of its own and the test waits
+// for it. The browser reports requests in the order the page makes them, so
+// once the barrier is seen every call made before it is in seen.calls.
+async function quiet(page) {
+  await page.clock.runFor('02:00');
+  const barrier = `/snippet/waymark.js?e2e-barrier=${randomUUID()}`;
+  const seenBarrier = page.waitForRequest((r) => r.url().endsWith(barrier));
+  await page.evaluate((path) => { fetch(path).catch(() => {}); }, barrier);
+  await seenBarrier;
+}
+
+// answered waits until the page has read the bodies of the answers so far.
+const answered = (seen) => Promise.all(seen.answers.map((a) => a.read));
+
 // settled waits until the snippet has nothing left to send.
 async function settled(page) {
   await page.waitForFunction(() => window.waymark.version && !Object.keys(localStorage).some((k) => k.startsWith('waymark:')));
@@ -158,20 +183,20 @@ test('2. offline: five events, a reload while offline, online again: all five ar
 
     gate.open = false;
     await context.setOffline(true);
-    const logBefore = http.requests.length;
+    const logBefore = await http.barrier();
     await page.evaluate(() => {
       for (let i = 0; i < 5; i++) window.waymark.track('hint', 'offline-hint', 'displayed');
     });
-    await page.waitForTimeout(500);
+    await quiet(page);
     assert.equal(await pending(page), 5, 'the events wait in localStorage');
     const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('waymark:'))
       .flatMap((k) => JSON.parse(localStorage.getItem(k))).map((e) => e.id));
 
     await page.reload();
     await page.waitForFunction(() => window.waymark.version);
-    await page.waitForTimeout(1500);
+    await quiet(page);
     assert.equal(await pending(page), 5, 'the reload lost nothing');
-    assert.deepEqual(http.requests.slice(logBefore), [], 'nothing reached the server while offline');
+    assert.deepEqual(http.served(logBefore, await http.barrier()), [], 'nothing reached the server while offline');
 
     const callsBefore = seen.calls.length;
     gate.open = true;
@@ -208,15 +233,17 @@ test('3. identity verification: a correct hash works; a tampered one gets 401, r
   const tampered = (hash[0] === '0' ? '1' : '0') + hash.slice(1);
   const bad = await openPage();
   try {
+    const refused = bad.page.waitForEvent('console', (m) => m.text().startsWith('waymark: 401'));
     await bad.page.goto(demoURL(http, { workspace: 'demo-verified', user: username, hash: tampered }));
-    await bad.page.waitForFunction(() => window.waymark.version);
-    await bad.page.waitForTimeout(500);
+    await refused;
     await bad.page.evaluate(() => {
       for (let i = 0; i < 3; i++) window.waymark.track('hint', 'h1', 'displayed');
     });
-    // Longer than the first retries would take.
-    await bad.page.waitForTimeout(4000);
-    assert.deepEqual(bad.seen.answers.map((a) => a.status), [401], 'one call, never retried');
+    // The clock moved past the first retries, and every call is listed.
+    await quiet(bad.page);
+    await answered(bad.seen);
+    assert.equal(bad.seen.calls.length, 1, 'one call, never retried');
+    assert.deepEqual(bad.seen.answers.map((a) => a.status), [401]);
     assert.equal(bad.seen.answers[0].body.error.code, 'hmac_invalid');
     assert.equal(bad.waymarkLines().length, 1, bad.waymarkLines().join('\n'));
     assert.match(bad.waymarkLines()[0], /^waymark: 401 hmac_invalid/);
@@ -244,11 +271,14 @@ test('4. a second origin the workspace does not allow: 403, reported once', TIME
 
   const refused = await openPage();
   try {
+    const reported = refused.page.waitForEvent('console', (m) => m.text().startsWith('waymark: 403'));
     await refused.page.goto(demoURL(http, { workspace: code, user: username, origin: other }));
     assert.equal(new URL(refused.page.url()).origin, other);
-    await refused.page.waitForFunction(() => window.waymark.version);
+    await reported;
     await refused.page.evaluate(() => window.waymark.track('hint', 'h1', 'displayed'));
-    await refused.page.waitForTimeout(3000);
+    await quiet(refused.page);
+    await answered(refused.seen);
+    assert.equal(refused.seen.calls.length, 1, 'one call, never retried');
     assert.deepEqual(refused.seen.answers.map((a) => a.status), [403]);
     assert.equal(refused.seen.answers[0].body.error.code, 'origin_not_allowed',
       'the body is readable: CORS headers let the page see the refusal');
@@ -324,16 +354,15 @@ test('a returning user\'s page load is one request, with no preflight', TIMEOUT,
     await page.click('#announcement-read');
     await settled(page);
 
-    const firstLog = http.requests.length;
+    const firstLog = await http.barrier();
     const firstCalls = seen.calls.length;
     await page.reload();
     await page.waitForFunction(() => window.waymark.state && window.waymark.state());
-    await page.waitForLoadState('networkidle');
-    await page.waitForTimeout(1000);
+    await quiet(page);
     const calls = seen.calls.slice(firstCalls).map((r) => r.method() + ' ' + new URL(r.url()).pathname);
-    // The gateway's access log lines (the function logs its own, without
-    // a method); a preflight would be logged as one too.
-    const served = http.requests.slice(firstLog).filter((e) => e.method).map((e) => e.route);
+    // The gateway's access log lines; a preflight would be logged as one
+    // too, and would have reached the API before the identify it precedes.
+    const served = http.served(firstLog, await http.barrier()).map((e) => e.route);
     console.log(`# returning user's page load: ${calls.length} call(s) from the page (${calls}); the API served ${served.length} (${served})`);
     assert.deepEqual(calls, ['POST /v1/identify']);
     assert.deepEqual(served, ['POST /v1/identify'], 'no preflight reached the API');
@@ -355,15 +384,14 @@ test('the installation `install-snippet --local` prints, pasted into a page on a
   try {
     const url = `http://localhost:${app.address().port}/`;
     for (const load of ['first', 'returning']) {
-      const logBefore = http.requests.length;
+      const logBefore = await http.barrier();
       const callsBefore = seen.calls.length;
       if (load === 'first') await page.goto(url);
       else await page.reload();
       await page.waitForFunction(() => window.waymark.state && window.waymark.state());
-      await page.waitForLoadState('networkidle');
-      await page.waitForTimeout(1000);
+      await quiet(page);
       const calls = seen.calls.slice(callsBefore).map((r) => r.method() + ' ' + r.url());
-      const served = http.requests.slice(logBefore).filter((e) => e.method).map((e) => e.route);
+      const served = http.served(logBefore, await http.barrier()).map((e) => e.route);
       console.log(`# ${load} page load with the printed installation: ${calls.length} call(s) (${calls}); the API served ${served}`);
       assert.deepEqual(calls, [`POST ${http.state.api}/v1/identify`]);
       assert.deepEqual(served, ['POST /v1/identify'], 'no preflight reached the API');

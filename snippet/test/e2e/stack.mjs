@@ -64,6 +64,7 @@ export async function startStack(bin, { tls = false } = {}) {
   running.add(child);
   const output = [];
   const requests = []; // the API's access log, one object per request
+  const logWaiters = new Set(); // see untilLogged
   let rest = '';
   child.stdout.on('data', (b) => output.push(b.toString()));
   child.stderr.on('data', (b) => {
@@ -76,12 +77,51 @@ export async function startStack(bin, { tls = false } = {}) {
         if (entry.msg === 'request') requests.push(entry);
       } catch { /* not a log line */ }
     }
+    for (const waiter of logWaiters) waiter();
   });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+
+  // untilLogged resolves once test() holds for the access log, checked at
+  // every new line, or fails after a minute (or when the stack exits).
+  const untilLogged = (what, test) => new Promise((resolve, reject) => {
+    const check = () => {
+      if (!test()) return;
+      logWaiters.delete(check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      logWaiters.delete(check);
+      reject(new Error(`the access log never showed ${what}:\n${output.join('')}`));
+    }, 60000);
+    logWaiters.add(check);
+    check();
+  });
 
   const stack = {
     dir,
     requests,
+    // served is what the gateway logged between two barriers: the
+    // requests that reached it after the first and before the second.
+    served: (from, to) => requests.filter((e) => e.seq > from && e.seq < to),
+    // barrier sends a request of the test's own to the API and waits until
+    // the access log holds it and every request that reached the API before
+    // it (the gateway numbers requests as they arrive, in `seq`, and may log
+    // them out of that order). It returns the barrier's seq: whatever
+    // reached the API before the barrier request was sent is logged with a
+    // lower one, and is in `requests` by now.
+    async barrier() {
+      if (!stack.state.api.startsWith('http:')) throw new Error('barrier: plain HTTP stacks only');
+      const res = await fetch(new URL('/e2e-barrier', stack.state.api));
+      await res.arrayBuffer();
+      const id = res.headers.get('apigw-requestid');
+      let seq = 0;
+      await untilLogged(`the barrier ${id}`, () => {
+        seq ||= requests.find((e) => e.requestId === id)?.seq || 0;
+        return seq && requests.filter((e) => e.seq < seq).length === seq - 1;
+      });
+      return seq;
+    },
     output: () => output.join(''),
     cli: async (...cliArgs) => {
       const { stdout } = await run(bin, ['--local', ...cliArgs], { env: { ...process.env, WAYMARK_STATE_DIR: dir } });
