@@ -3,7 +3,6 @@ package stack
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -215,7 +214,7 @@ func (s *waymarkStack) addAPI() error {
 		CorsPreflight: &awsapigatewayv2.CorsPreflightOptions{
 			AllowOrigins:  jsii.Strings(cors.AllowOrigins...),
 			AllowMethods:  &methods,
-			AllowHeaders:  jsii.Strings(browserHeaders(cors.AllowHeaders)...),
+			AllowHeaders:  jsii.Strings(cors.AllowHeaders...),
 			ExposeHeaders: jsii.Strings(cors.ExposeHeaders...),
 			MaxAge:        awscdk.Duration_Seconds(jsii.Number(float64(cors.MaxAgeSeconds))),
 		},
@@ -257,21 +256,6 @@ func (s *waymarkStack) addAPI() error {
 		})
 	}
 	return nil
-}
-
-// serverKeyHeader carries the server API's secret key on every server call.
-const serverKeyHeader = "authorization"
-
-// browserHeaders leaves serverKeyHeader out of the request headers the API's
-// CORS configuration allows. Server routes are not for browsers (a page
-// holding a secret key leaks it): locally they answer without CORS headers
-// (internal/gateway/cors.go), but an HTTP API's CORS configuration is
-// API-wide and overrides the functions' own CORS headers, so they cannot be
-// left out of it here. Leaving out their header has the same effect on a
-// browser: it sends a cross-origin request with an Authorization header only
-// after a preflight that allows it, so no page can make a server call.
-func browserHeaders(headers []string) []string {
-	return slices.DeleteFunc(slices.Clone(headers), func(h string) bool { return strings.EqualFold(h, serverKeyHeader) })
 }
 
 // accessLogFields are the access-log fields, in order. They identify the

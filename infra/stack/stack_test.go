@@ -582,7 +582,7 @@ func TestAPI(t *testing.T) {
 		for _, api := range tpl.ofType("AWS::ApiGatewayV2::Api") {
 			c := routes.CORS
 			want := map[string]interface{}{
-				"AllowOrigins": c.AllowOrigins, "AllowMethods": c.AllowMethods, "AllowHeaders": browserHeaders(c.AllowHeaders),
+				"AllowOrigins": c.AllowOrigins, "AllowMethods": c.AllowMethods, "AllowHeaders": c.AllowHeaders,
 				"ExposeHeaders": c.ExposeHeaders, "MaxAge": c.MaxAgeSeconds,
 			}
 			if got := props(api)["CorsConfiguration"]; !equalJSON(got, want) {

@@ -162,11 +162,17 @@ type CORSConfig struct {
 	MaxAgeSeconds int
 }
 
-// CORS is Waymark's one CORS configuration.
+// CORS is Waymark's one CORS configuration. It allows no Authorization
+// header: server routes are not for browsers (a page holding a secret key
+// leaks it to every visitor), and a browser sends a cross-origin request with
+// that header only after a preflight allowing it, so no page can make a
+// server call. Deployed this is the whole protection, because an HTTP API's
+// CORS configuration is API-wide; locally the gateway also answers server
+// routes without CORS headers (internal/gateway/cors.go).
 var CORS = CORSConfig{
 	AllowOrigins:  []string{"*"},
 	AllowMethods:  []string{"GET", "POST", "OPTIONS"},
-	AllowHeaders:  []string{"content-type", "authorization"},
+	AllowHeaders:  []string{"content-type"},
 	ExposeHeaders: []string{"x-request-id", "retry-after"},
 	MaxAgeSeconds: 86400,
 }
