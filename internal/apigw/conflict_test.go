@@ -229,6 +229,13 @@ func TestConflictThenPendingEventRetriedBySDK(t *testing.T) {
 	if pend, _ := out.Item["pend"].(*types.AttributeValueMemberL); pend != nil && len(pend.Value) > 0 {
 		t.Fatalf("%d pending events left after a write of the item", len(pend.Value))
 	}
+	// The claims hold exactly the fingerprints the item remembers (12
+	// bytes each in `seen`): a write that forgets some relies on it.
+	claims, _ := out.Item["claims"].(*types.AttributeValueMemberBS)
+	seen, _ := out.Item["seen"].(*types.AttributeValueMemberB)
+	if claims == nil || seen == nil || len(claims.Value) != 4 || len(seen.Value) != 4*12 {
+		t.Fatalf("claims %v and seen %v, want 4 fingerprints in each", claims, seen)
+	}
 }
 
 // A panic while serving a request, in a goroutine the service started or in
