@@ -83,7 +83,7 @@ func (s *Service) RecordEvents(ctx context.Context, call Call, req *waymark.Even
 	for k := range groups {
 		written[k] = true
 	}
-	spawn(&wg, &errs[len(order)], func() error { return s.refreshRetention(ctx, call, ws, userKey, items, written, now) })
+	spawn(&wg, &errs[len(order)], func() error { return s.refreshRetention(ctx, ws, userKey, items, written, now) })
 	wg.Wait()
 	if err := firstAppError(errs); err != nil {
 		// Items written before the failure keep their events; a retry of

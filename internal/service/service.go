@@ -158,7 +158,7 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 	}
 	items = forgetExpired(items, now)
 	var refreshErr error
-	spawn(&wg, &refreshErr, func() error { return s.refreshRetention(ctx, call, ws, userKey, items, nil, now) })
+	spawn(&wg, &refreshErr, func() error { return s.refreshRetention(ctx, ws, userKey, items, nil, now) })
 	for attempt := 1; !repeated; attempt++ {
 		if errors.Is(userErr, waymark.ErrNotFound) {
 			user, userErr = &waymark.User{Key: userKey}, nil
@@ -231,41 +231,19 @@ const retentionSlack = 24 * 60 * 60
 // refreshRetention moves the expiry of a user's content items that this
 // call does not write, so that the data of an active user does not expire
 // while the user is active, and a workspace's new retention reaches old items.
-// An item with pending events is rewritten instead, which folds them in:
-// they are left by writers that raced, and nothing else would fold them once
-// the race is over.
-func (s *Service) refreshRetention(ctx context.Context, call Call, ws *waymark.Workspace, userKey string, items []*waymark.ContentItem, written map[waymark.ContentKey]bool, now time.Time) error {
+func (s *Service) refreshRetention(ctx context.Context, ws *waymark.Workspace, userKey string, items []*waymark.ContentItem, written map[waymark.ContentKey]bool, now time.Time) error {
 	want := ws.ExpiresAt(now)
 	errs := make([]error, len(items))
 	var wg sync.WaitGroup
 	for i, c := range items {
-		if written[c.Key] || c.UpdatedAt.IsZero() {
+		stale := want == 0 && c.ExpiresAt != 0 || want > 0 && c.ExpiresAt < want-retentionSlack
+		if !stale || written[c.Key] || c.UpdatedAt.IsZero() {
 			continue
 		}
-		if len(c.Pending) > 0 {
-			spawn(&wg, &errs[i], func() error { return s.fold(ctx, call, ws, userKey, c, now) })
-			continue
-		}
-		if stale := want == 0 && c.ExpiresAt != 0 || want > 0 && c.ExpiresAt < want-retentionSlack; stale {
-			spawn(&wg, &errs[i], func() error { return s.store.SetContentExpiry(ctx, userKey, c.Key, want) })
-		}
+		spawn(&wg, &errs[i], func() error { return s.store.SetContentExpiry(ctx, userKey, c.Key, want) })
 	}
 	wg.Wait()
 	return firstAppError(errs)
-}
-
-// fold writes a content item as read, folding in the pending events
-// applied to it. Losing the race for the item is no failure: the winner
-// folded them in.
-func (s *Service) fold(ctx context.Context, call Call, ws *waymark.Workspace, userKey string, c *waymark.ContentItem, now time.Time) error {
-	write, err := s.store.PrepareContent(ctx, ws, userKey, cloneItem(c, c.Key), nil, false)
-	if err != nil {
-		return err
-	}
-	if err := s.store.PutContent(ctx, ws, userKey, write, call.RequestID, now); !errors.Is(err, waymark.ErrConflict) {
-		return err
-	}
-	return nil
 }
 
 // StateResult is the answer to state.
