@@ -2,7 +2,8 @@
 // DynamoDB calls it makes, in one run on one machine (`make bench`): handler
 // latency over its floor, CPU and allocations without I/O, capacity units,
 // KMS calls per 10 000 writes, DynamoDB round trips, cold start against a
-// hello-world Lambda, binary sizes and the local gateway's throughput. It
+// hello-world Lambda, binary sizes, the local gateway's throughput and
+// parallel writers on one content item. It
 // starts its own DynamoDB Local and local-kms, prints one table and writes
 // it, with the machine, Go version and date, to bench/results.md.
 //
@@ -176,6 +177,21 @@ func run(rc runConfig) error {
 		return err
 	}
 	progress("gateway throughput")
+
+	// Last: the contended item's writes load the engine more than the
+	// other parts do.
+	contGraph, err := newGraph(ctx, cfg, graphOptions{capacity: true})
+	if err != nil {
+		return err
+	}
+	for _, writers := range contentionWriters {
+		c, err := contention(ctx, contGraph, w, writers)
+		if err != nil {
+			return err
+		}
+		res.contention = append(res.contention, c)
+		progress("contention: %d writers on one content item", writers)
+	}
 
 	res.elapsed = time.Since(began)
 	table := res.render()

@@ -18,15 +18,16 @@ import (
 
 // results is everything a run measured.
 type results struct {
-	began   time.Time
-	elapsed time.Duration
-	usage   []usage
-	cpu     []cpuResult
-	latency []routeLatency
-	kms     kmsCount
-	cold    coldResult
-	sizes   map[string]int64
-	load    throughputResult
+	began      time.Time
+	elapsed    time.Duration
+	usage      []usage
+	cpu        []cpuResult
+	latency    []routeLatency
+	kms        kmsCount
+	cold       coldResult
+	sizes      map[string]int64
+	load       throughputResult
+	contention []contentionResult
 }
 
 // Targets of the issue that asked for these figures.
@@ -38,6 +39,7 @@ const (
 	maxColdRatio       = 1.5
 	maxBinaryBytes     = 15_000_000 // 15 MB, decimal: the stricter reading
 	loadErrorsTarget   = 0
+	contentionNon2xx   = 0
 	kmsPerWritesFactor = 10_000
 )
 
@@ -170,6 +172,19 @@ func (r *results) render() string {
 	t.add(fmt.Sprintf("7. Local gateway, %d clients, %.0f s", loadClients, l.elapsed.Seconds()), loadMeasured,
 		fmt.Sprintf("%d errors", loadErrorsTarget), verdict(l.errors == loadErrorsTarget))
 
+	for _, c := range r.contention {
+		events := c.writers * contentionRequests
+		measured := fmt.Sprintf("p50 %s, p99 %s; **%d non-2xx** of %d; displayed %d, accepted %d; %.2f WRU per event (%d failed conditions‡)",
+			ms(percentile(c.lat, 50)), ms(percentile(c.lat, 99)), c.non2xx, events, c.displayed, c.accepted,
+			c.writes/float64(events), c.failed)
+		if c.firstErr != "" {
+			measured += "; first: " + c.firstErr
+		}
+		t.add(fmt.Sprintf("8. Contention: %d writers × %d events on one content item", c.writers, contentionRequests), measured,
+			fmt.Sprintf("%d non-2xx, count exact", contentionNon2xx),
+			verdict(c.non2xx == contentionNon2xx && c.displayed == events && c.accepted == events))
+	}
+
 	var b strings.Builder
 	fmt.Fprintf(&b, "# `make bench` results\n\n")
 	fmt.Fprintf(&b, "Written by `make bench` (`go run ./bench`); do not edit. Run of %s, %s in all.\n\n",
@@ -207,6 +222,10 @@ func (r *results) render() string {
    controls apart from those calls.
 7. The local gateway (internal/gateway) on loopback, each client a user's browser: identify,
    events, state and feedback in the proportions of a page load and what follows it.
+8. Parallel writers of one user on one hint, each sending its own ` + "`displayed`" + ` events one request at a
+   time, with no client retry, handlers in process on one instance. WRU per event: all the
+   requests' write units over the events; ‡ = a conditional write that lost the race, priced
+   at the largest write of the run (AWS charges the existing item's size; the item only grows).
 `)
 	return b.String()
 }

@@ -142,7 +142,9 @@ func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep 
 		if err := checkContentType(header(req.Headers, "content-type")); err != nil {
 			return nil, err
 		}
-		return withinDeadline(ctx, func(ctx context.Context) (any, error) { return ep(ctx, call, req, body) })
+		// The endpoint recovers its own panics (with their stack) inside the
+		// deadline's goroutine.
+		return withinDeadline(ctx, func(ctx context.Context) (any, error) { return a.callEndpoint(ctx, ep, call, req, body) })
 	}()
 
 	status := okStatus
@@ -167,6 +169,23 @@ func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep 
 	a.log.InfoContext(ctx, "request", "requestId", requestID, "route", req.RouteKey, "status", status,
 		"code", code, "ms", float64(time.Since(start).Microseconds())/1000)
 	return resp
+}
+
+// callEndpoint calls an endpoint, turning a panic in it into an internal
+// error: a panic must not end the process (a Lambda instance, or `waymark
+// dev` with every request in flight). The stack of a panic, here or in a
+// goroutine the service started for the request, goes to the log only.
+func (a *API) callEndpoint(ctx context.Context, ep endpoint, call service.Call, req events.APIGatewayV2HTTPRequest, body []byte) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			result, err = nil, service.Recovered(p)
+		}
+		var panicked *service.PanicError
+		if errors.As(err, &panicked) {
+			a.log.ErrorContext(ctx, "panic", "requestId", call.RequestID, "route", req.RouteKey, "error", panicked.Error(), "stack", string(panicked.Stack))
+		}
+	}()
+	return ep(ctx, call, req, body)
 }
 
 type errorBody struct {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +38,10 @@ type faultyTransport struct {
 	refused  atomic.Int64
 	mu       sync.Mutex
 	rnd      *rand.Rand
+	// hook, when set, sees every request first, with its DynamoDB
+	// operation ("UpdateItem") and body, and may answer it itself: a nil
+	// response and error let the request through.
+	hook func(req *http.Request, op, body string) (*http.Response, error)
 }
 
 func (f *faultyTransport) roll() float64 {
@@ -55,14 +60,23 @@ func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
 	if f.down.Load() {
 		return nil, errConnectionRefused
 	}
+	if f.hook != nil {
+		var body []byte
+		if req.Body != nil {
+			var err error
+			if body, err = io.ReadAll(req.Body); err != nil {
+				return nil, err
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		_, op, _ := strings.Cut(req.Header.Get("X-Amz-Target"), ".")
+		if resp, err := f.hook(req, op, string(body)); resp != nil || err != nil {
+			return resp, err
+		}
+	}
 	if f.throttle > 0 && f.roll() < f.throttle {
 		f.refused.Add(1)
-		body := `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`
-		return &http.Response{
-			StatusCode: 400, Status: "400 Bad Request", Request: req, ContentLength: int64(len(body)),
-			Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amzn-Errortype": {"ThrottlingException"}},
-			Body:   io.NopCloser(bytes.NewBufferString(body)),
-		}, nil
+		return throttled(req), nil
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -75,6 +89,16 @@ func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
 		return nil, errConnectionReset
 	}
 	return resp, nil
+}
+
+// throttled is DynamoDB's answer to a request over the table's throughput.
+func throttled(req *http.Request) *http.Response {
+	body := `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`
+	return &http.Response{
+		StatusCode: 400, Status: "400 Bad Request", Request: req, ContentLength: int64(len(body)),
+		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amzn-Errortype": {"ThrottlingException"}},
+		Body:   io.NopCloser(bytes.NewBufferString(body)),
+	}
 }
 
 // faultyGraph wires a Waymark whose DynamoDB or KMS traffic goes through

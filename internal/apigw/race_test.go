@@ -88,6 +88,11 @@ func TestRetriedWritesCountOnce(t *testing.T) {
 	hs, _ := faultyGraph(t, faults, nil)
 	user := uniqueUser(t)
 	const events = 60
+	// The answers count too: an event is accepted by the answer to the
+	// request that applied it. Only a request that failed after applying
+	// its event (its answer lost past the SDK's retries) leaves its
+	// client's retry a duplicate.
+	accepted, afterFailure := 0, 0
 	for i := range events {
 		body := mustJSON(map[string]any{"workspace": "demo", "username": user, "events": []any{
 			map[string]any{"id": fmt.Sprintf("flaky-%d", i), "content": "announcement", "contentId": "a", "action": "displayed", "at": time.Now().UTC().Format(time.RFC3339Nano)},
@@ -95,6 +100,16 @@ func TestRetriedWritesCountOnce(t *testing.T) {
 		for attempt := 1; ; attempt++ {
 			r := invokeWith(t, hs, "events", body, nil)
 			if r.Status == 200 {
+				a, d := r.Body["accepted"].(float64), r.Body["duplicates"].(float64)
+				switch {
+				case a+d != 1:
+					t.Fatalf("event %d: accepted %v + duplicates %v, want 1", i, a, d)
+				case d == 1 && attempt == 1:
+					t.Fatalf("event %d: a duplicate on its first sending", i)
+				case d == 1:
+					afterFailure++
+				}
+				accepted += int(a)
 				break
 			}
 			if r.Status != 503 && r.Status != 429 || attempt > 20 {
@@ -121,6 +136,9 @@ func TestRetriedWritesCountOnce(t *testing.T) {
 	a := r.Body["state"].(map[string]any)["announcements"].(map[string]any)["a"].(map[string]any)
 	if a["displayed"] != float64(events) {
 		t.Fatalf("displayed %v after %d events (%d answers dropped, %d throttled)", a["displayed"], events, faults.dropped.Load(), faults.refused.Load())
+	}
+	if accepted+afterFailure != events {
+		t.Fatalf("answers accepted %d events, and %d were duplicates after a failed attempt, of %d", accepted, afterFailure, events)
 	}
 	ws := workspace(t, "demo")
 	u, err := graph.Store.GetUser(context.Background(), ws, ws.UserKey(user))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,16 +85,19 @@ func decodeSeen(b []byte) []waymark.Seen {
 	return seen
 }
 
-// contentFromItem decodes a content-state item; the sealed survey answer is
-// left sealed (state reads never need it).
+// contentFromItem decodes a content-state item, its pending events applied;
+// the sealed survey answer is left sealed (state reads never need it).
 func contentFromItem(item map[string]types.AttributeValue) (*waymark.ContentItem, error) {
 	key, ok := parseSortKey(getString(item, attrSK))
 	if !ok {
 		return nil, fmt.Errorf("dynamo: content-state item with sort key %q", getString(item, attrSK))
 	}
+	// An item that only pending events were recorded on has no state yet.
 	var st stateAttr
-	if err := attributevalue.Unmarshal(item["st"], &st); err != nil {
-		return nil, fmt.Errorf("dynamo: content state: %w", err)
+	if av, ok := item["st"]; ok {
+		if err := attributevalue.Unmarshal(av, &st); err != nil {
+			return nil, fmt.Errorf("dynamo: content state: %w", err)
+		}
 	}
 	c := &waymark.ContentItem{
 		Key:        key,
@@ -120,6 +124,14 @@ func contentFromItem(item map[string]types.AttributeValue) (*waymark.ContentItem
 	if seen, ok := item["seen"].(*types.AttributeValueMemberB); ok {
 		c.Seen = decodeSeen(seen.Value)
 	}
+	if claims, ok := item["claims"].(*types.AttributeValueMemberBS); ok {
+		c.Claimed = len(claims.Value)
+	}
+	pend, err := readPending(item)
+	if err != nil {
+		return nil, err
+	}
+	applyPending(c, pend)
 	return c, nil
 }
 
@@ -173,14 +185,16 @@ func (s *Store) GetContent(ctx context.Context, userKey string, key waymark.Cont
 // any write of a request.
 type ContentWrite struct {
 	Item    *waymark.ContentItem
+	applies []waymark.Fingerprint
 	answer  types.AttributeValue
 	wrapped []byte
 }
 
-// PrepareContent seals what needs sealing in a content item for a write.
-// Only items that received a new survey answer need a data key.
-func (s *Store) PrepareContent(ctx context.Context, ws *waymark.Workspace, userKey string, c *waymark.ContentItem, newAnswer bool) (*ContentWrite, error) {
-	w := &ContentWrite{Item: c}
+// PrepareContent seals what needs sealing in a content item for a write
+// that applies the given events to it. Only items that received a new
+// survey answer need a data key.
+func (s *Store) PrepareContent(ctx context.Context, ws *waymark.Workspace, userKey string, c *waymark.ContentItem, applies []waymark.Fingerprint, newAnswer bool) (*ContentWrite, error) {
+	w := &ContentWrite{Item: c, applies: applies}
 	if !newAnswer {
 		return w, nil
 	}
@@ -198,8 +212,11 @@ func (s *Store) PrepareContent(ctx context.Context, ws *waymark.Workspace, userK
 }
 
 // PutContent writes a prepared content item over the version it was read at
-// (0 for a new item). An item whose answer did not change keeps its sealed
-// answer and data key: they are copied by an update, not rewritten.
+// (0 for an item never written), folding in the pending events it was read
+// with. It fails with waymark.ErrConflict when another write came first, or
+// when one of the events it applies was recorded meanwhile as pending. An
+// item whose answer did not change keeps its sealed answer and data key:
+// they are copied by an update, not rewritten.
 func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey string, w *ContentWrite, requestID string, now time.Time) error {
 	c := w.Item
 	st := stateAttr{
@@ -218,25 +235,69 @@ func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey s
 	if err != nil {
 		return fmt.Errorf("dynamo: content state: %w", err)
 	}
-	// An update rather than a put, so the sealed answer and its data key
-	// survive writes that do not touch them.
-	update := "SET st = :st, seen = :seen, v = :next, req = :req"
 	values := map[string]types.AttributeValue{
 		":st":   stAV,
 		":seen": &types.AttributeValueMemberB{Value: encodeSeen(c.Seen)},
 		":next": number(c.Version + 1),
 		":req":  str(requestID),
 	}
+	// An update rather than a put, so the sealed answer and its data key
+	// survive writes that do not touch them, and so do events recorded as
+	// pending after the read: the version condition does not see them
+	// (they do not count as writes), the fingerprints added to `claims`
+	// and the pending events removed by position leave them be.
+	set := []string{"st = :st", "seen = :seen", "v = :next", "req = :req"}
+	var add, remove []string
+	cond := "attribute_not_exists(v)"
+	if c.Version > 0 {
+		cond = "v = :expected"
+		values[":expected"] = number(c.Version)
+	}
+	if len(c.Seen) < c.Claimed+len(w.applies) {
+		// Fingerprints were forgotten (pruned, or the item expired): the
+		// claims are replaced, over exactly the ones read.
+		if len(c.Seen) > 0 {
+			set = append(set, "claims = :claims")
+			values[":claims"] = claimsOf(c.Seen)
+		} else {
+			remove = append(remove, "claims")
+		}
+		if c.Claimed > 0 {
+			cond += " AND size(claims) = :claimed"
+			values[":claimed"] = number(c.Claimed)
+		} else {
+			cond += " AND attribute_not_exists(claims)"
+		}
+	} else if len(c.Seen) > 0 {
+		add = append(add, "claims :claims")
+		values[":claims"] = claimsOf(c.Seen)
+	}
+	for i, fp := range w.applies {
+		name := ":a" + strconv.Itoa(i)
+		cond += " AND NOT contains(claims, " + name + ")"
+		values[name] = &types.AttributeValueMemberB{Value: fingerprintBytes(fp)}
+	}
+	for i := range c.Pending {
+		remove = append(remove, "pend["+strconv.Itoa(i)+"]")
+	}
 	if w.answer != nil {
-		update += ", answer = :answer, dk = :dk"
+		set = append(set, "answer = :answer", "dk = :dk")
 		values[":answer"] = w.answer
 		values[":dk"] = &types.AttributeValueMemberB{Value: w.wrapped}
 	}
 	c.ExpiresAt = ws.ExpiresAt(now)
-	update = withExpiry(update, values, c.ExpiresAt)
-	cond, condValues := versionCondition(c.Version)
-	for k, v := range condValues {
-		values[k] = v
+	if c.ExpiresAt > 0 {
+		set = append(set, "expiresAt = :exp")
+		values[":exp"] = number(c.ExpiresAt)
+	} else {
+		remove = append(remove, "expiresAt")
+	}
+	update := "SET " + strings.Join(set, ", ")
+	if len(add) > 0 {
+		update += " ADD " + strings.Join(add, ", ")
+	}
+	if len(remove) > 0 {
+		update += " REMOVE " + strings.Join(remove, ", ")
 	}
 	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table(schema.ContentStateTable),
@@ -249,6 +310,8 @@ func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey s
 		return mapError("put content state", err)
 	}
 	c.Version++
+	c.Claimed = len(c.Seen)
+	c.Pending = nil
 	return nil
 }
 

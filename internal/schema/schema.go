@@ -153,6 +153,8 @@ var ContentState = Table{
 		{Name: "sk", Holds: "content kind and content id", Protection: Clear},
 		{Name: "st", Holds: "state of the content item (status, step, counters, items, times)", Protection: Clear},
 		{Name: "seen", Holds: "fingerprints (truncated SHA-256) and times of applied event ids", Protection: Clear},
+		{Name: "claims", Holds: "fingerprints (truncated SHA-256) of the event ids the item holds, applied or pending (duplicate detection in conditions)", Protection: Clear},
+		{Name: "pend", Holds: "pending events (id, action, time, step, item, request id; never an answer) recorded by writers that raced, until the next write folds them in", Protection: Clear},
 		{Name: "answer", Holds: "latest survey answer (JSON)", Personal: true, Protection: Sealed},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
 		{Name: "v", Holds: "item version for optimistic concurrency", Protection: Clear},

@@ -26,10 +26,11 @@ type Store interface {
 	TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *dynamo.SealedUsername, now time.Time) error
 	LoadState(ctx context.Context, userKey string, consistent bool) ([]*waymark.ContentItem, error)
 	GetContent(ctx context.Context, userKey string, key waymark.ContentKey) (*waymark.ContentItem, string, error)
-	PrepareContent(ctx context.Context, ws *waymark.Workspace, userKey string, c *waymark.ContentItem, newAnswer bool) (*dynamo.ContentWrite, error)
+	PrepareContent(ctx context.Context, ws *waymark.Workspace, userKey string, c *waymark.ContentItem, applies []waymark.Fingerprint, newAnswer bool) (*dynamo.ContentWrite, error)
 	PutContent(ctx context.Context, ws *waymark.Workspace, userKey string, w *dynamo.ContentWrite, requestID string, now time.Time) error
 	PrepareFeedback(ctx context.Context, ws *waymark.Workspace, fb *waymark.Feedback) (*dynamo.FeedbackWrite, error)
 	PutFeedback(ctx context.Context, w *dynamo.FeedbackWrite) error
+	RecordPending(ctx context.Context, ws *waymark.Workspace, userKey string, ev waymark.Event, requestID string, now time.Time) (bool, error)
 	SetContentExpiry(ctx context.Context, userKey string, key waymark.ContentKey, expiresAt int64) error
 	ListFeedback(ctx context.Context, ws *waymark.Workspace, month string, after *dynamo.FeedbackPosition, since time.Time, limit int) ([]*waymark.Feedback, *dynamo.FeedbackPosition, error)
 	UserFeedback(ctx context.Context, ws *waymark.Workspace, userKey string) ([]*waymark.Feedback, error)
@@ -143,17 +144,21 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 		userErr, stateErr error
 		wg                sync.WaitGroup
 	)
-	wg.Go(func() {
-		user, repeated, userErr = s.store.RepeatIdentify(ctx, ws, userKey, digest, call.RequestID, now)
+	spawn(&wg, &userErr, func() (err error) {
+		user, repeated, err = s.store.RepeatIdentify(ctx, ws, userKey, digest, call.RequestID, now)
+		return err
 	})
-	wg.Go(func() { items, stateErr = s.store.LoadState(ctx, userKey, false) })
+	spawn(&wg, &stateErr, func() (err error) {
+		items, err = s.store.LoadState(ctx, userKey, false)
+		return err
+	})
 	wg.Wait()
 	if stateErr != nil {
 		return nil, stateErr
 	}
 	items = forgetExpired(items, now)
 	var refreshErr error
-	wg.Go(func() { refreshErr = s.refreshRetention(ctx, ws, userKey, items, nil, now) })
+	spawn(&wg, &refreshErr, func() error { return s.refreshRetention(ctx, ws, userKey, items, nil, now) })
 	for attempt := 1; !repeated; attempt++ {
 		if errors.Is(userErr, waymark.ErrNotFound) {
 			user, userErr = &waymark.User{Key: userKey}, nil
@@ -228,27 +233,17 @@ const retentionSlack = 24 * 60 * 60
 // while the user is active, and a workspace's new retention reaches old items.
 func (s *Service) refreshRetention(ctx context.Context, ws *waymark.Workspace, userKey string, items []*waymark.ContentItem, written map[waymark.ContentKey]bool, now time.Time) error {
 	want := ws.ExpiresAt(now)
-	var errs []error
-	var mu sync.Mutex
+	errs := make([]error, len(items))
 	var wg sync.WaitGroup
-	for _, c := range items {
+	for i, c := range items {
 		stale := want == 0 && c.ExpiresAt != 0 || want > 0 && c.ExpiresAt < want-retentionSlack
 		if !stale || written[c.Key] || c.UpdatedAt.IsZero() {
 			continue
 		}
-		wg.Go(func() {
-			if err := s.store.SetContentExpiry(ctx, userKey, c.Key, want); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
+		spawn(&wg, &errs[i], func() error { return s.store.SetContentExpiry(ctx, userKey, c.Key, want) })
 	}
 	wg.Wait()
-	if len(errs) > 0 {
-		return firstAppError(errs)
-	}
-	return nil
+	return firstAppError(errs)
 }
 
 // StateResult is the answer to state.
@@ -306,8 +301,8 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 	}
 	var putErr, touchErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { putErr = s.store.PutFeedback(ctx, write) })
-	wg.Go(func() { touchErr = s.store.TouchUser(ctx, ws, sealedName, now) })
+	spawn(&wg, &putErr, func() error { return s.store.PutFeedback(ctx, write) })
+	spawn(&wg, &touchErr, func() error { return s.store.TouchUser(ctx, ws, sealedName, now) })
 	wg.Wait()
 	if err := errors.Join(putErr, touchErr); err != nil {
 		return nil, err

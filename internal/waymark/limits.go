@@ -34,7 +34,8 @@ const (
 	// it within this time is reported as a duplicate and changes nothing.
 	IdempotencyWindow = 8 * 24 * time.Hour
 	// MaxSeenPerItem bounds the event fingerprints one content item keeps
-	// (12 bytes each), so an item stays small and cheap to write. Past it the
+	// (20 bytes each: 12 with the time, 8 in the set the write conditions
+	// check), so an item stays small and cheap to write. Past it the
 	// oldest are dropped: only more than this many events on one content item
 	// of one user within the window shorten that item's memory.
 	MaxSeenPerItem = 2048

@@ -140,6 +140,14 @@ type ContentItem struct {
 	UpdatedAt time.Time
 	Seen      []Seen
 
+	// Pending are the fingerprints of the pending events of the item:
+	// events recorded on it by writers that lost the race for it (already
+	// applied here), which its next write folds in.
+	Pending []Fingerprint
+	// Claimed is how many event fingerprints the stored item holds,
+	// applied or pending: a write that forgets some is conditional on it.
+	Claimed int
+
 	// Version counts writes of the item (optimistic concurrency).
 	Version int64
 	// ExpiresAt is when the workspace's retention lets the item go (unix
@@ -156,7 +164,7 @@ func (c *ContentItem) Expired(now time.Time) bool {
 
 // Forget empties an expired item, keeping only what a write over it needs.
 func (c *ContentItem) Forget() {
-	*c = ContentItem{Key: c.Key, Version: c.Version}
+	*c = ContentItem{Key: c.Key, Version: c.Version, Pending: c.Pending, Claimed: c.Claimed}
 }
 
 // HasSeen reports whether an event id was already applied.

@@ -1,0 +1,44 @@
+package dynamo
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/waymarkhq/waymark/internal/waymark"
+)
+
+// An item that only pending events were recorded on (no state, no version
+// yet) reads as those events applied, each seen at the time it was
+// recorded; an event the item already holds counts once.
+func TestPendingEventsAreAppliedOnRead(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	pend, err := attributevalue.Marshal([]pendAttr{
+		{ID: "b", Action: "displayed", At: at.Add(time.Second).UnixNano(), AppliedAt: 200, Request: "r2"},
+		{ID: "a", Action: "displayed", At: at.UnixNano(), AppliedAt: 100, Request: "r1"},
+		{ID: "b", Action: "displayed", At: at.Add(time.Second).UnixNano(), AppliedAt: 300, Request: "r3"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := contentFromItem(map[string]types.AttributeValue{
+		attrSK: str("hint#h"),
+		"pend": pend,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version != 0 || c.Displayed != 2 || !c.LastDisplayedAt.Equal(at.Add(time.Second)) {
+		t.Fatalf("version %d, displayed %d, last displayed %v", c.Version, c.Displayed, c.LastDisplayedAt)
+	}
+	want := []waymark.Seen{{Fingerprint: waymark.FingerprintOf("a"), AppliedAt: 100}, {Fingerprint: waymark.FingerprintOf("b"), AppliedAt: 200}}
+	if len(c.Seen) != 2 || c.Seen[0] != want[0] || c.Seen[1] != want[1] {
+		t.Fatalf("seen %v, want %v", c.Seen, want)
+	}
+	// The next write of the item removes all three entries it read.
+	if len(c.Pending) != 3 {
+		t.Fatalf("%d pending events to fold in, want 3", len(c.Pending))
+	}
+}
