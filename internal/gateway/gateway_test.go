@@ -250,7 +250,7 @@ func TestPreflightIsAnsweredWithoutFunction(t *testing.T) {
 		for name, want := range map[string]string{
 			"Access-Control-Allow-Origin":  "*",
 			"Access-Control-Allow-Methods": "GET,POST,OPTIONS",
-			"Access-Control-Allow-Headers": "content-type,authorization",
+			"Access-Control-Allow-Headers": "content-type",
 			"Access-Control-Max-Age":       "86400",
 		} {
 			if got := resp.Header.Get(name); got != want {
