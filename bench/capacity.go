@@ -122,7 +122,10 @@ func capacityScenarios(w workload) []capacityScenario {
 		{name: "identify, new user", r: w.identify("cap-a@example.com", "pro")},
 		// A page load: the day's visit is already recorded (dynamo.VisitResolution).
 		{name: "identify, returning, unchanged, the day already recorded", r: w.identify("cap-a@example.com", "pro")},
-		{name: "identify, returning, unchanged, the day's first visit", advance: 24 * time.Hour, r: w.identify("cap-a@example.com", "pro")},
+		// After the clock's jump the instance reads the workspace again (its
+		// secrets are cached for a while, not a day): the warm-up does that
+		// uncounted, as it happens once per instance, not per request.
+		{name: "identify, returning, unchanged, the day's first visit", advance: 24 * time.Hour, before: []request{w.identify("cap-warm@example.com", "pro")}, r: w.identify("cap-a@example.com", "pro")},
 		{name: "identify, returning, props changed", r: w.identify("cap-a@example.com", "enterprise")},
 		{name: "events, 1 event", r: w.event1("cap-a@example.com", "cap-one", 1)},
 		{name: "events, 25 events over 5 content items", before: []request{w.identify("cap-b@example.com", "pro")}, r: w.events("cap-b@example.com", "cap-batch", 25, 5)},
