@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
@@ -113,11 +114,12 @@ func run(rc runConfig) error {
 	w := workload{workspace: benchWorkspace}
 	res := &results{began: began}
 
-	capGraph, err := newGraph(ctx, cfg, graphOptions{capacity: true})
+	clock := fakeclock.New(time.Now())
+	capGraph, err := newGraph(ctx, cfg, graphOptions{capacity: true, now: clock.Now})
 	if err != nil {
 		return err
 	}
-	if res.usage, err = capacity(ctx, capGraph, w); err != nil {
+	if res.usage, err = capacity(ctx, capGraph, w, clock); err != nil {
 		return err
 	}
 	progress("capacity units and round trips")
@@ -158,6 +160,7 @@ func run(rc runConfig) error {
 	for name, r := range map[string]request{
 		"hello": w.state(coldUser), "identify": w.identify(coldUser, "pro"), "events": w.event1(coldUser, "cold", 2),
 		"state": w.state(coldUser), "feedback": w.feedback(coldUser), "server": w.serverIdentify(coldUser, serverKey),
+		"snippet": w.script(),
 	} {
 		if first[name], err = eventJSON(r); err != nil {
 			return err

@@ -35,6 +35,8 @@ type graphOptions struct {
 	capacity bool
 	// transport, when set, carries both clients' HTTP requests.
 	transport http.RoundTripper
+	// now, when set, is the service's clock.
+	now func() time.Time
 }
 
 func newGraph(ctx context.Context, cfg config.Config, opts graphOptions) (*graph, error) {
@@ -54,7 +56,7 @@ func newGraph(ctx context.Context, cfg config.Config, opts graphOptions) (*graph
 		}
 	})
 	store, _ := wiring.SealedStore(db, kmsClient, cfg)
-	svc := service.New(store, service.Options{})
+	svc := service.New(store, service.Options{Now: opts.now})
 	// A Lambda logs each request as JSON to stdout; the same logger
 	// writing nowhere keeps its cost in the figures.
 	api := apigw.New(svc, wiring.Logger(io.Discard, "info"))
@@ -114,6 +116,17 @@ func profile(username string, plan string) map[string]any {
 		"signUpAt": "2025-11-03T09:12:44Z",
 		"props":    map[string]any{"plan": plan, "company": "Analytical Engines GmbH", "seats": 12, "beta": true, "locale": "de-DE"},
 	}
+}
+
+// script is a browser's GET /waymark.js, as the printed script tag makes it.
+func (w workload) script() request {
+	r := request{function: "snippet", event: apiEvent("/waymark.js", nil)}
+	ev := &r.event
+	ev.RouteKey, ev.Body = "GET /waymark.js", ""
+	ev.RequestContext.RouteKey, ev.RequestContext.HTTP.Method = ev.RouteKey, "GET"
+	delete(ev.Headers, "content-type")
+	ev.Headers["accept-encoding"] = "gzip, deflate, br"
+	return r
 }
 
 func (w workload) identify(username, plan string) request {

@@ -1,19 +1,23 @@
 # The browser snippet and its demo page. Included by the top-level Makefile.
 #
-#   make snippet-test        its size limit, node's tests of its logic, then the
-#                            end-to-end scenarios in headless Chromium against
-#                            local stacks (part of `make test`)
+#   make snippet-test        its size limits, node's tests of its logic and of
+#                            the npm package (contents, types checked by tsc),
+#                            then the end-to-end scenarios in headless Chromium
+#                            against local stacks (part of `make test`)
 #   make snippet-screenshot  the same scenarios, retaking docs/img/demo.png
 #
 # The browser is the system's Chromium (/usr/bin/chromium, or $CHROMIUM),
-# driven by playwright-core, pinned in snippet/package-lock.json.
+# driven by playwright-core; it, TypeScript, driver.js and shepherd.js are
+# development dependencies pinned in snippet/package-lock.json.
 
 TEST_TARGETS += snippet-test
 # snippet/ is a Go package too: it embeds the files `waymark dev` serves.
 PKGS += ./snippet
 
-# The snippet ships as written, with no build step, so its limit is on the file.
+# The snippet ships as written, with no build step, so its limits are on the
+# files: the core, and each adapter (loaded only by the pages that use it).
 SNIPPET_MAX_GZIP := 4096
+ADAPTER_MAX_GZIP := 1024
 SNIPPET_DEPS     := snippet/node_modules/.package-lock.json
 
 .PHONY: snippet-test snippet-size snippet-unit snippet-e2e snippet-screenshot
@@ -28,8 +32,13 @@ snippet-size:
 	@size=$$(gzip -9 -c snippet/waymark.js | wc -c); \
 	echo "snippet/waymark.js: $$size bytes gzipped (limit $(SNIPPET_MAX_GZIP))"; \
 	test $$size -le $(SNIPPET_MAX_GZIP)
+	@for f in snippet/adapters/*.mjs; do \
+		size=$$(gzip -9 -c $$f | wc -c); \
+		echo "$$f: $$size bytes gzipped (limit $(ADAPTER_MAX_GZIP))"; \
+		test $$size -le $(ADAPTER_MAX_GZIP) || exit 1; \
+	done
 
-snippet-unit:
+snippet-unit: $(SNIPPET_DEPS)
 	cd snippet && node --test test/unit/*.test.mjs
 
 snippet-e2e: $(SNIPPET_DEPS)

@@ -2,6 +2,8 @@
  * onboarding state. No dependencies, no build step; see the README. */
 ((w) => {
   'use strict';
+  // No window: imported during server-side rendering.
+  if (!w) return;
   const stub = w.waymark || {};
   // A second copy on the page leaves the first in charge of the queue.
   if (stub.version) return;
@@ -11,6 +13,7 @@
   const KEEP = 1000; // a user offline for good must not fill the storage
   const endpoints = stub.e || {};
   const listeners = [];
+  const waiting = []; // once() calls made before the first state
   const reported = {};
   const memory = {};
   let early = []; // tracked before init
@@ -30,10 +33,10 @@
     w.console.error('waymark: ' + r.status + ' ' + code + (e.message ? ': ' + e.message : ''));
   };
 
-  // Pending events are kept in localStorage, per caller, until the server
-  // acknowledges them: a reload or a closed tab loses nothing. Where storage
-  // fails (disabled, private mode, full), memory takes over for the page's
-  // life; a copy left in storage is only sent again later, and counted once.
+  // Pending events stay in localStorage, per caller, until acknowledged: a
+  // reload or a closed tab loses nothing. Where storage fails (disabled,
+  // private mode, full), memory takes over; a copy left in storage is sent
+  // again later, and counted once.
   let volatile = false;
   const key = () => 'waymark:' + cfg.workspace + ':' + cfg.user.username;
   const load = () => {
@@ -69,9 +72,8 @@
 
   const caller = (c) => ({ workspace: c.workspace, username: c.user.username, hmac: c.hmac });
 
-  // A string body with no Content-Type of ours goes as text/plain, a
-  // CORS-safelisted type: no preflight, one request per call. No cookies:
-  // the body says who calls.
+  // A string body goes as text/plain, a CORS-safelisted type: no
+  // preflight, one request per call. No cookies: the body says who calls.
   const post = (c, path, body, keepalive) => w.fetch(c.endpoint + path, {
     method: 'POST', body: JSON.stringify(body), credentials: 'omit', keepalive,
   }).then((r) => r.json().catch(() => null).then((json) =>
@@ -85,7 +87,7 @@
   const setState = (s) => {
     if (!s) return;
     state = s;
-    listeners.forEach(tell);
+    listeners.concat(waiting.splice(0)).forEach(tell);
   };
 
   const wake = (ms) => {
@@ -128,10 +130,9 @@
       setState(r.body?.state);
       c.done(state);
     } else if (!s || s === 429 || s >= 500) {
-      // Worth another try, with the same event ids: the server's
-      // idempotency counts each event once. The delay doubles up to a
-      // minute, half of it random so that clients cut off together do not
-      // come back together, and honours Retry-After.
+      // Worth another try, with the same event ids (counted once). The
+      // delay doubles up to a minute, half of it random so that clients
+      // cut off together come back apart, and honours Retry-After.
       const span = Math.min(60000, 1000 * 2 ** attempt++);
       return wake(Math.max(span / 2 + Math.random() * span / 2, Number(r.retryAfter) * 1000 || 0));
     } else {
@@ -215,6 +216,20 @@
       });
   };
 
+  // show(item) runs unless the state or an unsent event rules the content
+  // out; the promise says whether it ran.
+  const over = /^(finished|skipped|dismissed|answered|completed|read)$/;
+  const once = (kind, id, show) => new Promise((resolve) => {
+    const go = (s) => {
+      const item = s[kind + 's']?.[id];
+      const ruled = item && (over.test(item.status) || item.dismissed || item.read) ||
+        load().some((e) => e.content === kind && e.contentId === id && over.test(e.action));
+      resolve(!ruled);
+      if (!ruled) show(item);
+    };
+    state ? tell(go) : waiting.push(go);
+  });
+
   // A listener added late hears the current state at once.
   const on = (name, fn) => {
     if (name !== 'state') return;
@@ -223,8 +238,8 @@
   };
 
   // Leaving the page (or entering the back-forward cache): keepalive lets
-  // the pending events outlive it. They stay stored until acknowledged, so
-  // a lost answer means one more sending on the next load, counted once.
+  // the pending events outlive it; a lost answer means one more sending on
+  // the next load, counted once.
   w.addEventListener('pagehide', () => {
     const c = cfg;
     const batch = c && !c.halted ? load().slice(0, BATCH) : [];
@@ -242,8 +257,8 @@
     wake(0);
   });
 
-  const api = { version: 1, e: endpoints, init, track, feedback, on, state: () => state };
+  const api = { version: 1, e: endpoints, init, track, feedback, on, once, state: () => state };
   w.waymark = api;
   // Replay, in order, what the page asked of the installation's stub.
   for (const [method, args] of stub.q || []) api[method]?.(...args);
-})(window);
+})(globalThis.window);

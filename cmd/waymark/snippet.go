@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/waymarkhq/waymark/internal/deployed"
 	"github.com/waymarkhq/waymark/internal/devstack"
+	"github.com/waymarkhq/waymark/internal/snippetjs"
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
 
@@ -30,23 +32,21 @@ const (
 )
 
 // installation is the snippet's stub-queue installation: it records the
-// region's endpoint, queues the calls made before waymark.js has loaded,
-// loads it without blocking the page, and identifies the user. Values are
-// JSON strings, which are JavaScript string literals that cannot close the
-// script element (json.Marshal escapes < and >).
-var installation = template.Must(template.New("installation").Funcs(template.FuncMap{"str": jsString}).Parse(`<!-- Waymark: workspace {{.Code}}, {{.Region}} stack. Paste it into every page, in <head>. -->
+// region's endpoint and queues the calls made before waymark.js has loaded,
+// identifies the user, and loads waymark.js without blocking the page, with
+// Subresource Integrity so that the browser runs those bytes or none.
+// Values in the script are JSON strings, which are JavaScript string
+// literals that cannot close the script element (json.Marshal escapes < and
+// >); values in attributes are HTML-escaped.
+var installation = template.Must(template.New("installation").Funcs(template.FuncMap{"str": jsString, "attr": html.EscapeString}).Parse(`<!-- Waymark: workspace {{.Code}}, {{.Region}} stack. Paste it into every page, in <head>. -->
 <script>
-  (function (w, d) {
+  (function (w) {
     var m = (w.waymark = w.waymark || { q: [], e: {} });
     m.e.{{.Region}} = {{str .Endpoint}};
-    ["init", "track", "feedback", "on"].forEach(function (f) {
+    ["init", "track", "feedback", "on", "once"].forEach(function (f) {
       m[f] = m[f] || function () { m.q.push([f, arguments]); };
     });
-    var s = d.createElement("script");
-    s.async = true;
-    s.src = {{str .Script}};
-    d.head.appendChild(s);
-  })(window, document);
+  })(window);
   waymark.init({{str .Code}}, {
     region: {{str .Region}},
     // The signed-in user: a unique, stable username (required); email,
@@ -59,18 +59,19 @@ var installation = template.Must(template.New("installation").Funcs(template.Fun
 {{- end}}
   });
 </script>
+<script async src="{{attr .Script}}" integrity="{{attr .Integrity}}" crossorigin="anonymous"></script>
 `))
 
 type installationValues struct {
-	Code, Region, Endpoint, Script, Username, Hash string
-	Verified                                       bool
+	Code, Region, Endpoint, Script, Integrity, Username, Hash string
+	Verified                                                  bool
 }
 
 func runInstallSnippet(ctx context.Context, g globals, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("workspace install-snippet", flag.ContinueOnError)
 	region := fs.String("region", g.region, "the stack that holds the workspace: eu or us")
 	endpoint := fs.String("endpoint", "", "the API's URL (default: the stack's ApiUrl output; with --local, the running stack's API)")
-	script := fs.String("script", "", "where pages load waymark.js from (default: /waymark.js, a copy of snippet/waymark.js served by the app itself; with --local, the running stack's)")
+	script := fs.String("script", "", "where pages load waymark.js from (default: the API's /waymark.js; a copy you host must be this version's snippet/waymark.js, which the integrity hash pins)")
 	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
 		return err
@@ -93,8 +94,8 @@ func runInstallSnippet(ctx context.Context, g globals, args []string, stdout, _ 
 	if err != nil {
 		return err
 	}
-	api, src := *endpoint, *script
-	if g.local {
+	api := *endpoint
+	if api == "" && g.local {
 		dir, err := stateDir()
 		if err != nil {
 			return err
@@ -103,21 +104,20 @@ func runInstallSnippet(ctx context.Context, g globals, args []string, stdout, _ 
 		if err != nil {
 			return err
 		}
-		api = cmp.Or(api, state.API)
-		src = cmp.Or(src, state.Snippet)
-	} else {
-		if api == "" {
-			if api, err = stackAPIURL(ctx, *region); err != nil {
-				return err
-			}
+		api = state.API
+	} else if api == "" {
+		if api, err = stackAPIURL(ctx, *region); err != nil {
+			return err
 		}
-		src = cmp.Or(src, "/waymark.js")
 	}
 	if api, err = checkEndpoint(api); err != nil {
 		return usageError("workspace install-snippet: %v", err)
 	}
+	// The stack serves the waymark.js this command was built with: the
+	// integrity hash is of the embedded bytes, and the URL names their
+	// version so that a browser's cached copy is never of another one.
 	return installation.Execute(stdout, installationValues{
-		Code: ws.Code, Region: *region, Endpoint: api, Script: src,
+		Code: ws.Code, Region: *region, Endpoint: api, Script: cmp.Or(*script, snippetjs.URL(api)), Integrity: snippetjs.Integrity,
 		Username: usernamePlaceholder, Hash: hashPlaceholder, Verified: ws.IdentityVerification,
 	})
 }

@@ -222,7 +222,8 @@ func TestFunctionsStayWithinTheirTableAccess(t *testing.T) {
 			call("GET /v1/server/feedback", "", url.Values{"limit": {"10"}})
 			call("POST /v1/server/users/export", mustJSON(map[string]any{"username": user}), nil)
 			call("POST /v1/server/users/delete", mustJSON(map[string]any{"usernames": []string{user}}), nil)
-			if checker.calls == 0 {
+			// The snippet's function declares no table: it must make no call.
+			if checker.calls == 0 && len(f.Tables) > 0 {
 				t.Fatal("the function made no DynamoDB call: nothing was checked")
 			}
 			if refreshes := f.Tables[schema.ContentStateTable] == routes.ReadRefreshExpiry; refreshes && checker.refreshed == 0 {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/service"
+	"github.com/waymarkhq/waymark/internal/snippetjs"
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
 
@@ -80,6 +81,10 @@ func (a *API) routesOf(function string) map[string]route {
 
 // Handler returns the handler of one function of the route table.
 func (a *API) Handler(function string) Handler {
+	if function == routes.Snippet.Name {
+		// A static file, not the service: no body, no JSON, no store.
+		return snippetjs.Handle
+	}
 	served := a.routesOf(function)
 	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		r, ok := served[req.RouteKey]

@@ -3,6 +3,7 @@ package apigw_test
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -50,15 +51,25 @@ func attr(item map[string]types.AttributeValue, name string) string {
 
 // The identify of every page load repeats the input the profile already
 // took: it records the visit without rewriting (or reading) the profile,
-// and any other input is merged as before.
+// once a day (dynamo.VisitResolution): later visits of the same day write
+// nothing. Any other input is merged as before.
 func TestRepeatedIdentifyOnlyRecordsTheVisit(t *testing.T) {
 	ws := workspace(t, "demo")
+	// 10:00 UTC: an hour later is the same day, a day later the next.
+	clk := fakeclock.New(time.Now().UTC().Truncate(24 * time.Hour).Add(10 * time.Hour))
+	cfg := stack.Config()
+	dbClient, kmsClient, err := cfg.Clients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
+	hs := apigw.New(service.New(store, service.Options{Now: clk.Now}), wiring.Logger(&logBuffer, "info")).Handlers()
 	user := uniqueUser(t)
 	key := ws.UserKey(user)
 	remember("repeat-a@example.com", "repeat-b@example.com", "Repeat Industries")
 	identify := func(body string) map[string]any {
 		t.Helper()
-		r := invoke(t, "identify", body)
+		r := invokeWith(t, hs, "identify", body, nil)
 		if r.Status != 200 {
 			t.Fatalf("identify: %d %v", r.Status, r.Body)
 		}
@@ -79,14 +90,20 @@ func TestRepeatedIdentifyOnlyRecordsTheVisit(t *testing.T) {
 
 	first := identify(inputA)
 	created := rawUser(t, key)
-	time.Sleep(2 * time.Millisecond)
+	clk.Advance(time.Hour)
+	sameDay := identify(inputAReordered)
+	if !reflect.DeepEqual(rawUser(t, key), created) || !reflect.DeepEqual(sameDay, first) {
+		t.Fatalf("a visit on the day already recorded wrote the user item or answered other times: first %v, then %v", first, sameDay)
+	}
+
+	clk.Advance(24 * time.Hour)
 	again := identify(inputAReordered)
 	visited := rawUser(t, key)
 	if resealed(created, visited) {
 		t.Fatal("a repeated input rewrote the profile")
 	}
-	if again["firstSeenAt"] != first["firstSeenAt"] || again["lastSeenAt"] == first["lastSeenAt"] || attr(visited, "lastSeenAt") != again["lastSeenAt"] {
-		t.Fatalf("a repeat did not record the visit: first %v, again %v, stored lastSeenAt %s", first, again, attr(visited, "lastSeenAt"))
+	if again["firstSeenAt"] != first["firstSeenAt"] || again["lastSeenAt"] != waymark.FormatTime(clk.Now()) || attr(visited, "lastSeenAt") != again["lastSeenAt"] {
+		t.Fatalf("the next day's repeat did not record the visit: first %v, again %v, stored lastSeenAt %s", first, again, attr(visited, "lastSeenAt"))
 	}
 	if attr(visited, "v") == attr(created, "v") {
 		t.Fatal("a repeat did not move the item's version: a writer that read before it would not conflict")

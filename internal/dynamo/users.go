@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -147,19 +146,46 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 // identify input applied to the user's profile.
 const attrLastInput = "lastInput"
 
-// RepeatIdentify records a visit of the user when the input is the one the
-// profile last took (digest), without opening or sealing anything: a
-// conditional write, answered with the user's times. Beside it the user
-// item is read, and opened only when the condition fails (changed input,
-// new user, past its retention): the caller then merges and writes the
-// profile over the version read, waymark.ErrNotFound standing for a user
-// not stored yet. Both calls run at once, so either way there is no round
-// trip before the caller's write.
-//
-// The read could come with the failed write instead
-// (ReturnValuesOnConditionCheckFailure), saving its read unit, but the
-// local DynamoDB engine the tests run on predates that option.
+// VisitResolution is how finely a returning user's visits are recorded: a
+// visit on the same UTC day as the stored lastSeenAt writes nothing, so a
+// returning user's page loads cost one write a day instead of one each.
+// lastSeenAt is then the time of the user's first visit on the last day
+// the user was seen, accurate to the day.
+const VisitResolution = 24 * time.Hour
+
+// RepeatIdentify serves a returning user's identify when the input is the
+// one the profile last took (digest), without opening or sealing anything.
+// It reads the user item; when the input is unchanged and the visit falls on
+// the day lastSeenAt already records (and the retention's expiry is current)
+// it writes nothing, so the caller's page load is one round trip with no
+// write. The first visit of a day records itself with a conditional write
+// (a second round trip). Otherwise (changed input, new user, past its
+// retention) it returns the user opened and repeated false: the caller
+// merges and writes the profile over the version read, waymark.ErrNotFound
+// standing for a user not stored yet.
 func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userKey, digest, requestID string, now time.Time) (*waymark.User, bool, error) {
+	key := map[string]types.AttributeValue{attrPK: str(userKey)}
+	read, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      s.table(schema.UsersTable),
+		Key:            key,
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, false, mapError("get user", err)
+	}
+	if read.Item == nil {
+		return nil, false, waymark.ErrNotFound
+	}
+	seen := seenUser(userKey, digest, read.Item)
+	if getString(read.Item, attrLastInput) != digest || seen.Expired(now) {
+		user, err := s.userFromItem(ctx, ws, read.Item)
+		return user, false, err
+	}
+	want := ws.ExpiresAt(now)
+	if sameVisit(seen.LastSeenAt, now) && expiryCurrent(seen.ExpiresAt, want) {
+		return seen, true, nil
+	}
+
 	update := "SET lastSeenAt = :now, req = :req, v = v + :one"
 	values := map[string]types.AttributeValue{
 		":now":     str(waymark.FormatTime(now)),
@@ -168,22 +194,10 @@ func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userK
 		":digest":  str(digest),
 		":nowUnix": number(now.Unix()),
 	}
-	update = withExpiry(update, values, ws.ExpiresAt(now))
-	var (
-		read    *dynamodb.GetItemOutput
-		readErr error
-		wg      sync.WaitGroup
-	)
-	wg.Go(func() {
-		read, readErr = s.db.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName:      s.table(schema.UsersTable),
-			Key:            map[string]types.AttributeValue{attrPK: str(userKey)},
-			ConsistentRead: aws.Bool(true),
-		})
-	})
+	update = withExpiry(update, values, want)
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table(schema.UsersTable),
-		Key:                       map[string]types.AttributeValue{attrPK: str(userKey)},
+		Key:                       key,
 		UpdateExpression:          aws.String(update),
 		ConditionExpression:       aws.String(attrLastInput + " = :digest AND (attribute_not_exists(expiresAt) OR expiresAt >= :nowUnix)"),
 		ExpressionAttributeValues: values,
@@ -191,28 +205,47 @@ func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userK
 		// set: only the whole item brings it back.
 		ReturnValues: types.ReturnValueAllNew,
 	})
-	wg.Wait()
 	if err == nil {
-		return &waymark.User{
-			Key:         userKey,
-			FirstSeenAt: getTime(out.Attributes, "firstSeenAt"),
-			LastSeenAt:  getTime(out.Attributes, "lastSeenAt"),
-			Version:     getInt(out.Attributes, attrVersion),
-			ExpiresAt:   getInt(out.Attributes, attrExpiresAt),
-			InputDigest: digest,
-		}, true, nil
+		return seenUser(userKey, digest, out.Attributes), true, nil
 	}
 	if err := mapError("repeat identify", err); !errors.Is(err, waymark.ErrConflict) {
 		return nil, false, err
 	}
-	if readErr != nil {
-		return nil, false, mapError("get user", readErr)
-	}
-	if read.Item == nil {
-		return nil, false, waymark.ErrNotFound
-	}
+	// Another identify changed the user since the read: the caller's
+	// write, over the version read, meets the conflict and reads again.
 	user, err := s.userFromItem(ctx, ws, read.Item)
 	return user, false, err
+}
+
+// seenUser is the part of a user item a repeat identify answers with; it
+// opens nothing.
+func seenUser(userKey, digest string, item map[string]types.AttributeValue) *waymark.User {
+	return &waymark.User{
+		Key:         userKey,
+		FirstSeenAt: getTime(item, "firstSeenAt"),
+		LastSeenAt:  getTime(item, "lastSeenAt"),
+		Version:     getInt(item, attrVersion),
+		ExpiresAt:   getInt(item, attrExpiresAt),
+		InputDigest: digest,
+	}
+}
+
+// sameVisit says whether now falls on the UTC day (VisitResolution) of the
+// recorded lastSeenAt. A lastSeenAt ahead of now (another instance's
+// clock) counts as the same visit.
+func sameVisit(lastSeenAt, now time.Time) bool {
+	return !lastSeenAt.IsZero() && !now.Truncate(VisitResolution).After(lastSeenAt)
+}
+
+// expiryCurrent says whether the stored expiry is the one a write now would
+// set, give or take a day: no expiry when the workspace keeps data for
+// ever, else at most VisitResolution older and never later (a retention
+// made shorter applies at the next visit).
+func expiryCurrent(stored, want int64) bool {
+	if want == 0 || stored == 0 {
+		return want == stored
+	}
+	return stored <= want && stored >= want-int64(VisitResolution/time.Second)
 }
 
 // UserWrittenBy reports whether the user item's last write was the given

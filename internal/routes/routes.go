@@ -133,8 +133,13 @@ var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true
 	schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite, schema.FeedbackTable: ReadWrite,
 }}
 
+// Snippet serves the browser snippet, waymark.js, to pages that load it
+// from the API. It reads no table and uses no key: a function of its own so
+// that the static file needs none of the others' permissions.
+var Snippet = Function{Name: "snippet", LogicalID: "SnippetFunction"}
+
 // Functions lists every function, in a stable order.
-func Functions() []Function { return []Function{Identify, Events, State, Feedback, Server} }
+func Functions() []Function { return []Function{Identify, Events, State, Feedback, Server, Snippet} }
 
 // Table lists every route.
 func Table() []Route {
@@ -147,6 +152,7 @@ func Table() []Route {
 		{Method: "GET", Path: "/v1/server/feedback", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/export", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/delete", Function: Server.Name},
+		{Method: "GET", Path: "/waymark.js", Function: Snippet.Name},
 	}
 }
 

@@ -128,11 +128,12 @@ func (s *Service) Identify(ctx context.Context, call Call, req *waymark.Identify
 	return s.identify(ctx, call, ws, req.User)
 }
 
-// identify makes one round trip when the input is the one the user's
-// profile last took (a returning user's page load): the visit is recorded
-// by a conditional write, beside the reads of the user and the state.
-// Otherwise the user read is merged and written over the version read: two
-// round trips.
+// identify makes one round trip and no write when the input is the one the
+// user's profile last took and the day's visit is already recorded (most of
+// a returning user's page loads): the reads of the user and of the state,
+// side by side. The day's first visit adds a conditional write of
+// lastSeenAt (see dynamo.VisitResolution). Otherwise the user read is
+// merged and written over the version read: two round trips.
 func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace, in waymark.UserInput) (*IdentifyResult, error) {
 	userKey := ws.UserKey(in.Username)
 	digest := ws.IdentifyDigest(in)
