@@ -18,7 +18,7 @@ func CheckJSONText(text []byte) error {
 	// A backslash only appears in valid JSON inside a string, where it
 	// starts an escape; each escape is consumed whole, so "\\ud800" (an
 	// escaped backslash, then text) is not taken for a surrogate.
-	for i := 0; ; {
+	for i := 0; i < len(text); {
 		j := bytes.IndexByte(text[i:], '\\')
 		if j < 0 {
 			return nil
@@ -45,6 +45,7 @@ func CheckJSONText(text []byte) error {
 			i += 6
 		}
 	}
+	return nil
 }
 
 // hexRune reads the escape \uXXXX at text[i:], if there is one.

@@ -20,6 +20,7 @@ func TestCheckJSONText(t *testing.T) {
 		{"escaped backslash before u", `{"username":"a\\ud800"}`, true},
 		{"escaped backslash, then an escape", `{"username":"a\\\u00eb"}`, true},
 		{"other escapes", `{"username":"a\"\n\t\/\\"}`, true},
+		{"a backslash last (found by FuzzRequestBodies)", `0\`, true},
 		{"invalid byte", "{\"username\":\"bob\xff\"}", false},
 		{"truncated sequence", "{\"username\":\"bob\xc3\"}", false},
 		{"encoded surrogate", "{\"username\":\"bob\xed\xa0\x80\"}", false},
