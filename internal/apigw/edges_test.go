@@ -341,3 +341,47 @@ func TestHMACExpirationAtItsEdges(t *testing.T) {
 		})
 	}
 }
+
+// TestInvalidUTF8Refused: encoding/json would turn an invalid byte and a
+// lone surrogate escape into U+FFFD, making "bob\xff" and "bob\udbff" one
+// user; every route refuses both, and nothing is written.
+func TestInvalidUTF8Refused(t *testing.T) {
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	for _, bad := range []struct{ name, username string }{
+		{"invalid byte", "bob\xff"},
+		{"lone surrogate escape", `bob\udbff`},
+		{"lone low surrogate escape", `bob\udc00`},
+	} {
+		user := uniqueUser(t) + bad.username
+		hint := `{"id":"e1","content":"hint","contentId":"h","action":"displayed","at":"2026-01-01T00:00:00Z"}`
+		for _, c := range []struct {
+			route string
+			body  string
+		}{
+			{"POST /v1/identify", `{"workspace":"` + ws.Code + `","user":{"username":"` + user + `"}}`},
+			{"POST /v1/events", `{"workspace":"` + ws.Code + `","username":"` + user + `","events":[` + hint + `]}`},
+			{"POST /v1/state", `{"workspace":"` + ws.Code + `","username":"` + user + `"}`},
+			{"POST /v1/feedback", `{"workspace":"` + ws.Code + `","username":"ada.lovelace@example.com","text":"` + user + `"}`},
+			{"POST /v1/server/identify", `{"user":{"username":"ada.lovelace@example.com","props":{"note":"` + user + `"}}}`},
+			{"POST /v1/server/users/export", `{"username":"` + user + `"}`},
+			{"POST /v1/server/users/delete", `{"usernames":["` + user + `"]}`},
+		} {
+			t.Run(bad.name+" "+c.route, func(t *testing.T) {
+				var r response
+				if strings.Contains(c.route, "/server/") {
+					r = server(t, c.route, key, c.body, nil)
+				} else {
+					r = invokeRoute(t, handlers, serverRoute(t, c.route), c.body, nil, nil)
+				}
+				if r.Status != 400 || r.errorCode() != "invalid_json" {
+					t.Fatalf("%d %v, want 400 invalid_json", r.Status, r.Body)
+				}
+			})
+		}
+	}
+	for _, u := range []string{"bob\ufffd", "ada.lovelace@example.com"} {
+		if n := itemsOfUser(t, ws.UserKey(u)); n != 0 {
+			t.Fatalf("refused bodies wrote %d items for %q", n, u)
+		}
+	}
+}
