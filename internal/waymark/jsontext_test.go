@@ -57,26 +57,32 @@ func TestCheckJSONTextMatchesTheDecoder(t *testing.T) {
 	}
 }
 
-// The check against the decoding it guards, on a body at the size limit
-// with escapes in it (go test -bench CheckJSONText ./internal/waymark/).
+// The check against the decoding it guards, on feedback bodies near the
+// size limit: plain text, and text dense with non-ASCII and escapes (go test
+// -run '^$' -bench CheckJSONText ./internal/waymark/).
 func BenchmarkCheckJSONText(b *testing.B) {
-	body := []byte(`{"workspace":"demo","username":"ada","text":"` +
-		strings.Repeat(`zoë \u00eb \ud83e\udded plain text `, MaxBodyBytes/40) + `"}`)
-	b.Run("check", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		for b.Loop() {
-			if err := CheckJSONText(body); err != nil {
-				b.Fatal(err)
+	for name, chunk := range map[string]string{
+		"plain":   `Where is the export button? I looked everywhere. `,
+		"escapes": `zoë \u00eb \ud83e\udded plain text `,
+	} {
+		text := strings.Repeat(chunk, MaxFeedbackChars/len(chunk))
+		body := []byte(`{"workspace":"demo","username":"ada","text":"` + text + `"}`)
+		b.Run(name+"/check", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := CheckJSONText(body); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("decode", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		for b.Loop() {
-			var req FeedbackRequest
-			if err := json.Unmarshal(body, &req); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(name+"/decode", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				var req FeedbackRequest
+				if err := json.Unmarshal(body, &req); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }
