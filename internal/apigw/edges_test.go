@@ -39,10 +39,10 @@ type edge struct {
 // past it through the real handlers, on the public and the server routes.
 func TestLimitsAtTheirEdges(t *testing.T) {
 	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
-	longCode := newWorkspace(t, waymark.NewWorkspaceOptions{Code: strings.Repeat("w", waymark.MaxWorkspaceChars)[:waymark.MaxWorkspaceChars-6] + randomSuffix()})
+	longCode := newWorkspace(t, waymark.NewWorkspaceOptions{Code: strings.Repeat("w", waymark.MaxWorkspaceChars-6) + randomSuffix()})
 	repeat := strings.Repeat
-	// text makes a string of n characters, each more than one byte where
-	// the limit counts characters, so that a byte count would be wrong.
+	// chars makes n characters of two bytes each, for limits counted in
+	// characters: a count of bytes would refuse the maximum.
 	chars := func(n int) string { return repeat("é", n) }
 	bytesOf := func(n int) string { return repeat("b", n) }
 	// padded is a unique username of exactly n bytes (n ≥ 40).
