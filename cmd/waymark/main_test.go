@@ -97,7 +97,7 @@ func TestLocalEndToEnd(t *testing.T) {
 	}
 
 	// Workspace settings, keys and exit codes.
-	if _, err := cli(t, "--local", "workspace", "update", created.Code, "--identity-verification", "on", "--origins", "https://app.example.com"); err != nil {
+	if _, err := cli(t, "--local", "workspace", "update", created.Code, "--identity-verification", "on", "--hmac-expiration", "none", "--origins", "https://app.example.com"); err != nil {
 		t.Fatal(err)
 	}
 	out, err = cli(t, "--local", "workspace", "add-key", created.Code, "--json")
@@ -109,7 +109,7 @@ func TestLocalEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = cli(t, "--local", "workspace", "show", created.Code, "--json")
-	if err != nil || !strings.Contains(out, `"identityVerification":true`) || !strings.Contains(out, `"revokedAt"`) || strings.Contains(out, created.HMACSecret) {
+	if err != nil || !strings.Contains(out, `"identityVerification":true`) || !strings.Contains(out, `"hmacExpiration":"none"`) || !strings.Contains(out, `"revokedAt"`) || strings.Contains(out, created.HMACSecret) {
 		t.Fatalf("workspace show --json: %q %v", out, err)
 	}
 	if _, err := cli(t, "--local", "workspace", "disable", created.Code); err != nil {
@@ -118,7 +118,8 @@ func TestLocalEndToEnd(t *testing.T) {
 	if out, err := cli(t, "--local", "workspace", "list"); err != nil || !strings.Contains(out, created.Code) {
 		t.Fatalf("workspace list: %q %v", out, err)
 	}
-	for _, bad := range [][]string{{"nope"}, {"--local", "user", "export"}, {"--local", "workspace", "update", created.Code, "--identity-verification", "maybe"}} {
+	for _, bad := range [][]string{{"nope"}, {"--local", "user", "export"}, {"--local", "workspace", "update", created.Code, "--identity-verification", "maybe"},
+		{"--local", "workspace", "update", created.Code, "--hmac-expiration", "sometimes"}, {"--local", "workspace", "create", "--name", "x", "--hmac-expiration", "optional"}} {
 		_, err := cli(t, bad...)
 		if ee, ok := err.(*exitError); !ok || ee.code != exitUsage {
 			t.Errorf("%v: %v, want a usage error (exit 2)", bad, err)

@@ -29,6 +29,9 @@ func init() {
 const (
 	usernamePlaceholder = "REPLACE-WITH-THE-USERNAME"
 	hashPlaceholder     = "REPLACE-WITH-THE-HASH"
+	// The expiration is a number in the call; the placeholder is a string
+	// so that the page fails loudly until it is replaced.
+	expirationPlaceholder = "REPLACE-WITH-THE-EXPIRATION"
 )
 
 // installation is the snippet's stub-queue installation: it records the
@@ -53,9 +56,16 @@ var installation = template.Must(template.New("installation").Funcs(template.Fun
     // firstname, lastname, role, signUpAt and props are optional.
     user: { username: {{str .Username}} },
 {{- if .Verified}}
+{{- if .SignsExpiration}}
+    // Identity verification is on: your server computes, for each page,
+    // hex(HMAC-SHA256(the workspace's HMAC secret, "username|expiration"))
+    // with an expiration (unix seconds) at most 7 days ahead.
+    hmac: { hash: {{str .Hash}}, expiration: {{str .Expiration}} },
+{{- else}}
     // Identity verification is on: your server computes
-    // hex(HMAC-SHA256(the workspace's HMAC secret, username)) for the page.
+    // hex(HMAC-SHA256(the workspace's HMAC secret, {{.HMACMessage}})) for the page.
     hmac: { hash: {{str .Hash}} },
+{{- end}}
 {{- end}}
   });
 </script>
@@ -65,6 +75,10 @@ var installation = template.Must(template.New("installation").Funcs(template.Fun
 type installationValues struct {
 	Code, Region, Endpoint, Script, Integrity, Username, Hash string
 	Verified                                                  bool
+	// SignsExpiration is set when the workspace requires an expiration;
+	// HMACMessage names the message otherwise.
+	SignsExpiration         bool
+	Expiration, HMACMessage string
 }
 
 func runInstallSnippet(ctx context.Context, g globals, args []string, stdout, _ io.Writer) error {
@@ -119,6 +133,8 @@ func runInstallSnippet(ctx context.Context, g globals, args []string, stdout, _ 
 	return installation.Execute(stdout, installationValues{
 		Code: ws.Code, Region: *region, Endpoint: api, Script: cmp.Or(*script, snippetjs.URL(api)), Integrity: snippetjs.Integrity,
 		Username: usernamePlaceholder, Hash: hashPlaceholder, Verified: ws.IdentityVerification,
+		SignsExpiration: ws.HMACExpiration == waymark.HMACExpirationRequired, Expiration: expirationPlaceholder,
+		HMACMessage: ws.HMACExpiration.Message(),
 	})
 }
 

@@ -67,6 +67,12 @@ func TestInstallationText(t *testing.T) {
 	if verified := render(v); !strings.Contains(verified, `hmac: { hash: "`+hashPlaceholder+`" },`) {
 		t.Errorf("identity verification is on but the installation carries no hash:\n%s", verified)
 	}
+	v.SignsExpiration, v.Expiration = true, expirationPlaceholder
+	if verified := render(v); !strings.Contains(verified, `hmac: { hash: "`+hashPlaceholder+`", expiration: "`+expirationPlaceholder+`" },`) ||
+		!strings.Contains(verified, `"username|expiration"`) {
+		t.Errorf("the workspace requires an expiration but the installation carries none:\n%s", verified)
+	}
+	v.SignsExpiration = false
 	// A value never ends the script element or the attribute early.
 	v.Script = `/x.js"></script><script>alert(1)//`
 	if text := render(v); strings.Count(text, "</script>") != 2 || !strings.Contains(text, `src="/x.js&#34;&gt;`) {

@@ -22,7 +22,7 @@ func init() {
 	register("workspace create", "create a workspace; print its code, HMAC secret and a server key", runWorkspaceCreate)
 	register("workspace list", "list the workspaces", runWorkspaceList)
 	register("workspace show", "show one workspace (CODE)", runWorkspaceShow)
-	register("workspace update", "change origins, identity verification or retention (CODE)", runWorkspaceUpdate)
+	register("workspace update", "change origins, identity verification, its HMAC message form or retention (CODE)", runWorkspaceUpdate)
 	register("workspace rotate-hmac", "replace the identity-verification secret (CODE)", runWorkspaceRotateHMAC)
 	register("workspace add-key", "add a server API key (CODE)", runWorkspaceAddKey)
 	register("workspace revoke-key", "revoke a server API key (CODE KEY_ID)", runWorkspaceRevokeKey)
@@ -95,6 +95,8 @@ func runWorkspaceCreate(ctx context.Context, g globals, args []string, stdout, _
 	fs := flag.NewFlagSet("workspace create", flag.ContinueOnError)
 	name := fs.String("name", "", "display name of the workspace (required)")
 	verify := fs.Bool("identity-verification", false, "require an HMAC of the username on every call")
+	hmacExpiration := fs.String("hmac-expiration", string(waymark.HMACExpirationRequired),
+		"message form of identity verification: required (username|expiration) or none (username)")
 	origins := fs.String("origins", "", "comma-separated allow-list of browser origins (empty: any)")
 	retention := fs.Int("retention", 0, "days of inactivity after which a user's data expires (0: kept)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -105,7 +107,7 @@ func runWorkspaceCreate(ctx context.Context, g globals, args []string, stdout, _
 		return usageError("workspace create: --name is required")
 	}
 	ws, key, err := waymark.NewWorkspace(waymark.NewWorkspaceOptions{
-		Name: *name, IdentityVerification: *verify, Origins: splitList(*origins), RetentionDays: *retention,
+		Name: *name, IdentityVerification: *verify, HMACExpiration: waymark.HMACExpiration(*hmacExpiration), Origins: splitList(*origins), RetentionDays: *retention,
 	}, time.Now())
 	if err != nil {
 		return usageError("workspace create: %s", waymark.AsError(err).Message)
@@ -141,6 +143,7 @@ type workspaceView struct {
 	Name                 string    `json:"name"`
 	CreatedAt            string    `json:"createdAt"`
 	IdentityVerification bool      `json:"identityVerification"`
+	HMACExpiration       string    `json:"hmacExpiration"`
 	Origins              []string  `json:"origins"`
 	RetentionDays        int       `json:"retentionDays"`
 	Disabled             bool      `json:"disabled"`
@@ -155,7 +158,7 @@ type keyView struct {
 
 func viewOf(ws *waymark.Workspace) workspaceView {
 	v := workspaceView{Code: ws.Code, Name: ws.Name, CreatedAt: waymark.FormatTime(ws.CreatedAt), IdentityVerification: ws.IdentityVerification,
-		Origins: append([]string{}, ws.Origins...), RetentionDays: ws.RetentionDays, Disabled: ws.Disabled, Keys: []keyView{}}
+		HMACExpiration: string(ws.HMACExpiration), Origins: append([]string{}, ws.Origins...), RetentionDays: ws.RetentionDays, Disabled: ws.Disabled, Keys: []keyView{}}
 	for _, k := range ws.Keys {
 		v.Keys = append(v.Keys, keyView{ID: k.ID, CreatedAt: waymark.FormatTime(k.CreatedAt), RevokedAt: waymark.FormatTime(k.RevokedAt)})
 	}
@@ -176,8 +179,12 @@ func printWorkspace(stdout io.Writer, ws *waymark.Workspace, asJSON bool) error 
 	if v.RetentionDays > 0 {
 		retention = fmt.Sprintf("%d days of inactivity", v.RetentionDays)
 	}
-	fmt.Fprintf(tw, "code\t%s\nname\t%s\ncreated\t%s\nidentity verification\t%v\norigins\t%s\nretention\t%s\ndisabled\t%v\n",
-		v.Code, v.Name, v.CreatedAt, v.IdentityVerification, origins, retention, v.Disabled)
+	hmacMessage := fmt.Sprintf("%s (expiration %s)", ws.HMACExpiration.Message(), ws.HMACExpiration)
+	if ws.HMACExpiration == waymark.HMACExpirationOptional {
+		hmacMessage += "; legacy: a user named \"a|9\" can sign in as \"a\", choose required or none"
+	}
+	fmt.Fprintf(tw, "code\t%s\nname\t%s\ncreated\t%s\nidentity verification\t%v\nhmac message\t%s\norigins\t%s\nretention\t%s\ndisabled\t%v\n",
+		v.Code, v.Name, v.CreatedAt, v.IdentityVerification, hmacMessage, origins, retention, v.Disabled)
 	for _, k := range v.Keys {
 		state := "active"
 		if k.RevokedAt != "" {
@@ -254,6 +261,7 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 	fs := flag.NewFlagSet("workspace update", flag.ContinueOnError)
 	origins := fs.String("origins", "", "comma-separated allow-list of browser origins; \"-\" empties it (any origin)")
 	verify := fs.String("identity-verification", "", "on or off")
+	hmacExpiration := fs.String("hmac-expiration", "", "message form of identity verification: required (username|expiration), none (username) or optional (both; legacy, ambiguous)")
 	retention := fs.Int("retention", -1, "days of inactivity after which a user's data expires (0: kept)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	code, help, err := parseCode(fs, args, stdout)
@@ -263,8 +271,14 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 	if *verify != "" && *verify != "on" && *verify != "off" {
 		return usageError("workspace update: --identity-verification takes on or off")
 	}
-	if *origins == "" && *verify == "" && *retention < 0 {
-		return usageError("workspace update: nothing to change (--origins, --identity-verification, --retention)")
+	var expiration waymark.HMACExpiration
+	if *hmacExpiration != "" {
+		if expiration, err = waymark.ParseHMACExpiration(*hmacExpiration); err != nil {
+			return usageError("workspace update: --hmac-expiration takes required, none or optional")
+		}
+	}
+	if *origins == "" && *verify == "" && expiration == "" && *retention < 0 {
+		return usageError("workspace update: nothing to change (--origins, --identity-verification, --hmac-expiration, --retention)")
 	}
 	ws, err := changeWorkspace(ctx, g, code, func(ws *waymark.Workspace) error {
 		switch *origins {
@@ -280,6 +294,9 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 		}
 		if *verify != "" {
 			ws.IdentityVerification = *verify == "on"
+		}
+		if expiration != "" {
+			ws.HMACExpiration = expiration
 		}
 		if *retention >= 0 {
 			ws.RetentionDays = *retention

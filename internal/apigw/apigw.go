@@ -293,10 +293,14 @@ func checkContentType(contentType string) error {
 }
 
 // decodeJSON decodes strictly: unknown fields, trailing data and wrong types
-// are errors that name the field.
+// are errors that name the field; text the decoder would alter (invalid
+// UTF-8, unpaired surrogate escapes) is refused before it is decoded.
 func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return waymark.Errorf(waymark.EInvalidJSON, "request body is empty")
+	}
+	if err := waymark.CheckJSONText(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -163,7 +163,11 @@ func TestIdentityVerification(t *testing.T) {
 		{"missing", nil, 401, "hmac_invalid"},
 		{"wrong", map[string]any{"hash": waymark.SignUsername("wrong", user, nil)}, 401, "hmac_invalid"},
 		{"expired", map[string]any{"hash": sign(&past), "expiration": past}, 401, "hmac_expired"},
-		{"valid", map[string]any{"hash": sign(nil)}, 200, ""},
+		// demo-verified signs username|expiration only, so the hash of
+		// user|E without expiration (what a server signing usernames alone
+		// makes for a user named so) never signs in user with expiration E.
+		{"without expiration", map[string]any{"hash": sign(nil)}, 401, "hmac_invalid"},
+		{"forgery", map[string]any{"hash": waymark.SignUsername(devstack.DemoHMACSecret, user+"|9999999999", nil), "expiration": 9999999999}, 401, "hmac_invalid"},
 		{"valid with expiration", map[string]any{"hash": sign(&exp), "expiration": exp}, 200, ""},
 	}
 	for _, tc := range cases {
@@ -198,9 +202,9 @@ func TestIdentityVerification(t *testing.T) {
 			}
 		})
 	}
-	// The two valid cases stored: the user, the hint, and two feedback items.
-	if n := itemsOfUser(t, workspace(t, devstack.DemoVerifiedWorkspace).UserKey(user)); n != 4 {
-		t.Fatalf("%d items after the valid calls, want 4", n)
+	// The valid case stored: the user, the hint, and one feedback item.
+	if n := itemsOfUser(t, workspace(t, devstack.DemoVerifiedWorkspace).UserKey(user)); n != 3 {
+		t.Fatalf("%d items after the valid calls, want 3", n)
 	}
 }
 
@@ -239,7 +243,8 @@ func TestTenantIsolation(t *testing.T) {
 	if r.Status != 401 {
 		t.Fatalf("another workspace's secret: %d %v", r.Status, r.Body)
 	}
-	r = invoke(t, "state", mustJSON(map[string]any{"workspace": b.Code, "username": user, "hmac": map[string]any{"hash": waymark.SignUsername(b.HMACSecret, user, nil)}}))
+	exp := time.Now().Add(time.Hour).Unix()
+	r = invoke(t, "state", mustJSON(map[string]any{"workspace": b.Code, "username": user, "hmac": map[string]any{"hash": waymark.SignUsername(b.HMACSecret, user, &exp), "expiration": exp}}))
 	if r.Status != 200 || len(r.Body["state"].(map[string]any)["tours"].(map[string]any)) != 0 {
 		t.Fatalf("B sees A's state: %v", r.Body)
 	}

@@ -196,13 +196,14 @@ func TestServerIdentifyAndFeedbackList(t *testing.T) {
 	if r.Status != 200 || r.Body["user"] == nil {
 		t.Fatalf("server identify: %d %v", r.Status, r.Body)
 	}
-	sign := waymark.SignUsername(ws.HMACSecret, user, nil)
+	exp := time.Now().Add(time.Hour).Unix()
+	sign := waymark.SignUsername(ws.HMACSecret, user, &exp)
 	var texts []string
 	for i := range 5 {
 		text := fmt.Sprintf("feedback number %d %s", i, waymark.NewID())
 		texts = append(texts, text)
 		remember(text)
-		r := invoke(t, "feedback", mustJSON(map[string]any{"workspace": ws.Code, "username": user, "hmac": map[string]any{"hash": sign}, "text": text}))
+		r := invoke(t, "feedback", mustJSON(map[string]any{"workspace": ws.Code, "username": user, "hmac": map[string]any{"hash": sign, "expiration": exp}, "text": text}))
 		if r.Status != 201 {
 			t.Fatalf("feedback: %d %v", r.Status, r.Body)
 		}

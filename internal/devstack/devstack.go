@@ -299,9 +299,10 @@ func SeedDemoWorkspaces(ctx context.Context, store WorkspaceStore) error {
 	for _, opts := range demos {
 		ws, err := store.GetWorkspace(ctx, opts.Code)
 		if err == nil {
-			// A persisted stack from before the demo server key existed
-			// gets it too.
-			if AddDemoServerKey(ws, time.Now()) {
+			// A persisted stack from before the demo server key, or before
+			// the HMAC message form was a setting, gets what it lacks.
+			addedKey := AddDemoServerKey(ws, time.Now())
+			if settled := settleHMACExpiration(ws, opts); addedKey || settled {
 				if err := store.PutWorkspace(ctx, ws); err != nil && !errors.Is(err, waymark.ErrConflict) {
 					return err
 				}
@@ -324,4 +325,20 @@ func SeedDemoWorkspaces(ctx context.Context, store WorkspaceStore) error {
 		}
 	}
 	return nil
+}
+
+// settleHMACExpiration gives a persisted demo workspace the message form
+// its options name (required unless they say otherwise) and says whether
+// that changed it: a stack persisted before the setting existed reads as
+// the legacy "optional", which a demo must not show.
+func settleHMACExpiration(ws *waymark.Workspace, opts waymark.NewWorkspaceOptions) bool {
+	want := opts.HMACExpiration
+	if want == "" {
+		want = waymark.HMACExpirationRequired
+	}
+	if ws.HMACExpiration == want {
+		return false
+	}
+	ws.HMACExpiration = want
+	return true
 }

@@ -55,11 +55,20 @@ func (s *Store) workspaceFromItem(ctx context.Context, item map[string]types.Att
 	if err != nil {
 		return nil, err
 	}
+	// A workspace stored before the setting existed accepted both message
+	// forms; it keeps doing so until its operator chooses one.
+	hmacExpiration := waymark.HMACExpirationOptional
+	if stored := getString(item, "hmacExpiration"); stored != "" {
+		if hmacExpiration, err = waymark.ParseHMACExpiration(stored); err != nil {
+			return nil, fmt.Errorf("dynamo: workspace %s: %w", code, err)
+		}
+	}
 	ws := &waymark.Workspace{
 		Code:                 code,
 		Name:                 getString(item, "name"),
 		CreatedAt:            getTime(item, "createdAt"),
 		IdentityVerification: getBool(item, "identityVerification"),
+		HMACExpiration:       hmacExpiration,
 		RetentionDays:        int(getInt(item, "retentionDays")),
 		Disabled:             getBool(item, "disabled"),
 		HMACSecret:           string(hmacSecret),
@@ -102,11 +111,17 @@ func (s *Store) PutWorkspace(ctx context.Context, ws *waymark.Workspace) error {
 	if err != nil {
 		return fmt.Errorf("dynamo: workspace keys: %w", err)
 	}
+	// VerifyIdentity reads an unset setting as required: store it so.
+	hmacExpiration := ws.HMACExpiration
+	if hmacExpiration == "" {
+		hmacExpiration = waymark.HMACExpirationRequired
+	}
 	item := map[string]types.AttributeValue{
 		"code":                 str(ws.Code),
 		"name":                 str(ws.Name),
 		"createdAt":            str(waymark.FormatTime(ws.CreatedAt)),
 		"identityVerification": &types.AttributeValueMemberBOOL{Value: ws.IdentityVerification},
+		"hmacExpiration":       str(string(hmacExpiration)),
 		"origins":              origins,
 		"retentionDays":        number(ws.RetentionDays),
 		"disabled":             &types.AttributeValueMemberBOOL{Value: ws.Disabled},

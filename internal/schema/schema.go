@@ -100,6 +100,7 @@ var Workspaces = Table{
 		{Name: "name", Holds: "workspace display name chosen by the operator", Protection: Clear},
 		{Name: "createdAt", Holds: "creation time (RFC 3339)", Protection: Clear},
 		{Name: "identityVerification", Holds: "whether calls must carry an HMAC", Protection: Clear},
+		{Name: "hmacExpiration", Holds: "which HMAC message form identity verification accepts (required, none, optional)", Protection: Clear},
 		{Name: "origins", Holds: "allowed browser origins", Protection: Clear},
 		{Name: "retentionDays", Holds: "days of inactivity after which user data expires (0 = kept)", Protection: Clear},
 		{Name: "disabled", Holds: "whether the workspace refuses all calls", Protection: Clear},

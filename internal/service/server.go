@@ -142,7 +142,7 @@ func (s *Service) FeedbackOf(ctx context.Context, ws *waymark.Workspace, q Feedb
 	}
 	since := ws.CreatedAt.UTC()
 	if cur.Since != "" {
-		t, err := time.Parse(time.RFC3339Nano, cur.Since)
+		t, err := waymark.ParseTime(cur.Since)
 		if err != nil {
 			return nil, waymark.Invalid("since", "not an RFC 3339 date-time")
 		}

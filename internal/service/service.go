@@ -290,7 +290,7 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 	userKey := ws.UserKey(req.Username)
 	fb := &waymark.Feedback{
 		ID: waymark.NewID(), UserKey: userKey, Username: req.Username, Text: req.Text, Rating: req.Rating,
-		Category: req.Category, Environment: req.Environment, CreatedAt: now,
+		Category: req.CategoryText(), Environment: req.Environment, CreatedAt: now,
 	}
 	sealedName, err := s.store.SealUsername(ctx, ws, userKey, req.Username)
 	if err != nil {

@@ -30,6 +30,11 @@ const (
 	// with a fast clock cannot pin a state for hours.
 	MaxFutureSkew = 5 * time.Minute
 
+	// MaxHMACLifetime is how far ahead of the server's clock an identity
+	// verification expiration may be: a hash leaked from a page stops
+	// working within this time, whatever expiration its server chose.
+	MaxHMACLifetime = 7 * 24 * time.Hour
+
 	// IdempotencyWindow is how long an event id is remembered: a repeat of
 	// it within this time is reported as a duplicate and changes nothing.
 	IdempotencyWindow = 8 * 24 * time.Hour

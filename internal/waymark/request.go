@@ -24,16 +24,25 @@ type Nullable struct {
 	Set   bool
 	Null  bool
 	Value string
+	// notString is set when the value was neither a string nor null.
+	notString bool
 }
 
-// UnmarshalJSON records that the field was present, and whether it was null.
+// UnmarshalJSON records that the field was present, and whether it was
+// null. A value of another type is recorded too, for Validate to refuse with
+// the field's name: an error returned from here reaches the caller without
+// the path of the field it came from.
 func (n *Nullable) UnmarshalJSON(b []byte) error {
 	n.Set = true
-	if bytes.Equal(b, []byte("null")) {
+	switch {
+	case bytes.Equal(b, []byte("null")):
 		n.Null = true
-		return nil
+	case len(b) > 0 && b[0] == '"':
+		return json.Unmarshal(b, &n.Value)
+	default:
+		n.notString = true
 	}
-	return json.Unmarshal(b, &n.Value)
+	return nil
 }
 
 // UserInput is the user information object sent to identify.
@@ -124,14 +133,26 @@ type FeedbackRequest struct {
 	HMAC        *HMAC        `json:"hmac"`
 	Text        string       `json:"text"`
 	Rating      *int         `json:"rating"`
-	Category    string       `json:"category"`
+	Category    *string      `json:"category"`
 	Environment *Environment `json:"environment"`
 }
 
 var (
 	workspaceCodePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	propKeyPattern       = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	hexDigits            = regexp.MustCompile(`^[0-9A-Fa-f]+$`)
+	// rfc3339 is RFC 3339's date-time: time.Parse alone also takes a comma
+	// before the fraction and offsets up to 24:60.
+	rfc3339 = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
 )
+
+// ParseTime parses an RFC 3339 date-time, as every time in a request is.
+func ParseTime(s string) (time.Time, error) {
+	if !rfc3339.MatchString(s) {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 date-time", s)
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
 
 // ValidateWorkspaceCode checks the shape of a workspace code.
 func ValidateWorkspaceCode(field, code string) error {
@@ -211,7 +232,7 @@ func validHMAC(h *HMAC) error {
 	if h.Hash == "" {
 		return Invalid("hmac.hash", "required")
 	}
-	if len(h.Hash) != 64 {
+	if len(h.Hash) != 64 || !hexDigits.MatchString(h.Hash) {
 		return Invalid("hmac.hash", "must be 64 hexadecimal characters")
 	}
 	if h.Expiration != nil && *h.Expiration <= 0 {
@@ -238,8 +259,13 @@ func (r *IdentifyRequest) Validate() error {
 	fields := []struct {
 		name string
 		v    Nullable
-	}{{"email", r.User.Email}, {"firstname", r.User.Firstname}, {"lastname", r.User.Lastname}, {"role", r.User.Role}}
+	}{{"email", r.User.Email}, {"firstname", r.User.Firstname}, {"lastname", r.User.Lastname}, {"role", r.User.Role}, {"signUpAt", r.User.SignUpAt}}
 	for _, f := range fields {
+		if f.v.notString {
+			return Invalid("user."+f.name, "must be a string or null")
+		}
+	}
+	for _, f := range fields[:4] {
 		if !f.v.Set || f.v.Null {
 			continue
 		}
@@ -252,7 +278,7 @@ func (r *IdentifyRequest) Validate() error {
 		}
 	}
 	if s := r.User.SignUpAt; s.Set && !s.Null {
-		if _, err := time.Parse(time.RFC3339Nano, s.Value); err != nil {
+		if _, err := ParseTime(s.Value); err != nil {
 			return Invalid("user.signUpAt", "not an RFC 3339 date-time")
 		}
 	}
@@ -382,7 +408,7 @@ func (in *EventInput) toEvent(field string, now time.Time) (Event, error) {
 	if in.At == "" {
 		return Event{}, Invalid(field+".at", "required")
 	}
-	at, err := time.Parse(time.RFC3339Nano, in.At)
+	at, err := ParseTime(in.At)
 	if err != nil {
 		return Event{}, Invalid(field+".at", "not an RFC 3339 date-time")
 	}
@@ -431,6 +457,16 @@ func (r *StateRequest) Validate() error {
 	return validCaller(r.Workspace, r.Username, "username", r.HMAC)
 }
 
+// CategoryText is the feedback's category, "" when it has none. Category
+// is a pointer so that validation tells an empty category (refused) from
+// none.
+func (r *FeedbackRequest) CategoryText() string {
+	if r.Category == nil {
+		return ""
+	}
+	return *r.Category
+}
+
 // Validate checks a feedback request.
 func (r *FeedbackRequest) Validate() error {
 	if err := validCaller(r.Workspace, r.Username, "username", r.HMAC); err != nil {
@@ -448,12 +484,13 @@ func (r *FeedbackRequest) Validate() error {
 	if r.Rating != nil && (*r.Rating < 0 || *r.Rating > MaxRating) {
 		return Invalid("rating", "must be an integer from 0 to %d", MaxRating)
 	}
-	if r.Category != "" {
-		if err := validID("category", r.Category); err != nil {
-			return err
-		}
-		if utf8.RuneCountInString(r.Category) > MaxCategoryChars {
+	if r.Category != nil {
+		// Counted first, so that a long category hears its own limit.
+		if utf8.RuneCountInString(*r.Category) > MaxCategoryChars {
 			return Invalid("category", "longer than %d characters", MaxCategoryChars)
+		}
+		if err := validID("category", *r.Category); err != nil {
+			return err
 		}
 	}
 	if env := r.Environment; env != nil {

@@ -54,6 +54,14 @@ func TestIdentifyValidation(t *testing.T) {
 		{"email too long", `{"username":"u","email":"` + long(257) + `"}`, "user.email"},
 		{"email null ok", `{"username":"u","email":null}`, ""},
 		{"signUpAt bad", `{"username":"u","signUpAt":"yesterday"}`, "user.signUpAt"},
+		{"signUpAt offset +23:59", `{"username":"u","signUpAt":"2026-01-01T00:00:00+23:59"}`, ""},
+		{"signUpAt offset +24:00", `{"username":"u","signUpAt":"2026-01-01T00:00:00+24:00"}`, "user.signUpAt"},
+		{"signUpAt offset minutes 60", `{"username":"u","signUpAt":"2026-01-01T00:00:00-05:60"}`, "user.signUpAt"},
+		{"signUpAt comma fraction", `{"username":"u","signUpAt":"2026-01-01T00:00:00,5Z"}`, "user.signUpAt"},
+		{"signUpAt nanoseconds", `{"username":"u","signUpAt":"2026-01-01T00:00:00.123456789Z"}`, ""},
+		{"signUpAt a number", `{"username":"u","signUpAt":1767225600}`, "user.signUpAt"},
+		{"email a number", `{"username":"u","email":5}`, "user.email"},
+		{"role an object", `{"username":"u","role":{"a":1}}`, "user.role"},
 		{"100 props", `{"username":"u","props":` + manyProps(100) + `}`, ""},
 		{"101 props", `{"username":"u","props":` + manyProps(101) + `}`, "user.props"},
 		{"bad key", `{"username":"u","props":{"a b":1}}`, "user.props.a b"},
@@ -96,8 +104,10 @@ func TestWorkspaceCodeAndHMACShape(t *testing.T) {
 		req := StateRequest{Workspace: code, Username: "u"}
 		wantInvalid(t, req.Validate(), field)
 	}
-	req := StateRequest{Workspace: "ws", Username: "u", HMAC: &HMAC{Hash: "abc"}}
-	wantInvalid(t, req.Validate(), "hmac.hash")
+	for _, hash := range []string{"abc", strings.Repeat("g", 64)} {
+		req := StateRequest{Workspace: "ws", Username: "u", HMAC: &HMAC{Hash: hash}}
+		wantInvalid(t, req.Validate(), "hmac.hash")
+	}
 }
 
 func TestEventsValidation(t *testing.T) {
@@ -115,6 +125,8 @@ func TestEventsValidation(t *testing.T) {
 		{"answer missing", `[` + ev(`"content":"survey","contentId":"s1","action":"answered"`) + `]`, "events[0].answer"},
 		{"answer object", `[` + ev(`"content":"survey","contentId":"s1","action":"answered","answer":{"a":1}`) + `]`, "events[0].answer"},
 		{"bad at", `[{"id":"e1","content":"hint","contentId":"h1","action":"displayed","at":"now"}]`, "events[0].at"},
+		{"at offset +24:00", `[{"id":"e1","content":"hint","contentId":"h1","action":"displayed","at":"2026-01-02T03:00:00+24:00"}]`, "events[0].at"},
+		{"at offset -23:59", `[{"id":"e1","content":"hint","contentId":"h1","action":"displayed","at":"2026-01-02T03:00:00-23:59"}]`, ""},
 		{"content id 129", `[` + ev(`"content":"hint","contentId":"`+strings.Repeat("c", 129)+`","action":"displayed"`) + `]`, "events[0].contentId"},
 		{"content id not printable", `[` + ev(`"content":"hint","contentId":"a\nb","action":"displayed"`) + `]`, "events[0].contentId"},
 		{"second bad", `[` + ev(`"content":"hint","contentId":"h1","action":"displayed"`) + `,{"id":"","content":"hint","contentId":"h1","action":"displayed","at":"2026-01-02T03:00:00Z"}]`, "events[1].id"},
@@ -159,7 +171,10 @@ func TestFeedbackValidation(t *testing.T) {
 		{"10000 chars", `"text":"` + strings.Repeat("é", 10000) + `"`, ""},
 		{"10001 chars", `"text":"` + strings.Repeat("é", 10001) + `"`, "text"},
 		{"rating 11", `"text":"x","rating":11`, "rating"},
+		{"category 64", `"text":"x","category":"` + strings.Repeat("ç", 64) + `"`, ""},
 		{"category long", `"text":"x","category":"` + strings.Repeat("c", 65) + `"`, "category"},
+		{"category empty", `"text":"x","category":""`, "category"},
+		{"category null", `"text":"x","category":null`, ""},
 		{"url long", `"text":"x","environment":{"url":"` + strings.Repeat("u", 2049) + `"}`, "environment.url"},
 		{"viewport negative", `"text":"x","environment":{"viewportHeight":-1}`, "environment.viewportHeight"},
 	}

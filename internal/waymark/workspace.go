@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,8 @@ type Workspace struct {
 	Name                 string
 	CreatedAt            time.Time
 	IdentityVerification bool
+	// HMACExpiration is which message form identity verification accepts.
+	HMACExpiration HMACExpiration
 	// Origins is the allow-list of browser origins; empty allows any.
 	Origins       []string
 	RetentionDays int
@@ -44,8 +47,11 @@ type APIKey struct {
 type NewWorkspaceOptions struct {
 	Name                 string
 	IdentityVerification bool
-	Origins              []string
-	RetentionDays        int
+	// HMACExpiration defaults to HMACExpirationRequired; a new workspace
+	// cannot choose HMACExpirationOptional.
+	HMACExpiration HMACExpiration
+	Origins        []string
+	RetentionDays  int
 	// Code, when set, is used instead of a random one (fixed demo codes).
 	Code string
 }
@@ -63,6 +69,14 @@ func NewWorkspace(opts NewWorkspaceOptions, now time.Time) (*Workspace, string, 
 	if err != nil {
 		return nil, "", err
 	}
+	hmacExpiration := opts.HMACExpiration
+	switch hmacExpiration {
+	case "":
+		hmacExpiration = HMACExpirationRequired
+	case HMACExpirationRequired, HMACExpirationNone:
+	default:
+		return nil, "", Invalid("hmacExpiration", "a new workspace takes %s or %s", HMACExpirationRequired, HMACExpirationNone)
+	}
 	if opts.RetentionDays < 0 {
 		return nil, "", Invalid("retentionDays", "must not be negative")
 	}
@@ -78,6 +92,7 @@ func NewWorkspace(opts NewWorkspaceOptions, now time.Time) (*Workspace, string, 
 		Name:                 opts.Name,
 		CreatedAt:            now.UTC(),
 		IdentityVerification: opts.IdentityVerification,
+		HMACExpiration:       hmacExpiration,
 		Origins:              origins,
 		RetentionDays:        opts.RetentionDays,
 		HMACSecret:           hex.EncodeToString(randomBytes(32)),
@@ -187,6 +202,50 @@ func (w *Workspace) IdentifyDigest(in UserInput) string {
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
 }
 
+// HMACExpiration says which of the two message forms of identity
+// verification a workspace accepts. The forms collide: the hash of
+// "a|9" signed without expiration is the hash of "a" with expiration 9, so a
+// workspace accepting both lets a user named "a|9" sign in as "a". Each
+// setting but the legacy one accepts exactly one form, which makes the
+// message a one-to-one function of (username, expiration): an expiration
+// is digits only, so "username|expiration" splits at its last '|'.
+type HMACExpiration string
+
+const (
+	// HMACExpirationRequired accepts only hex(HMAC(secret,
+	// "username|expiration")): a call without an expiration is refused. The
+	// default of new workspaces.
+	HMACExpirationRequired HMACExpiration = "required"
+	// HMACExpirationNone accepts only hex(HMAC(secret, username)): a call
+	// carrying an expiration is refused.
+	HMACExpirationNone HMACExpiration = "none"
+	// HMACExpirationOptional accepts both forms, as every workspace did
+	// before the setting existed; workspaces stored without the setting
+	// read as this. It is open to the collision above and kept only so that
+	// those workspaces keep working until their operator chooses a form.
+	HMACExpirationOptional HMACExpiration = "optional"
+)
+
+// ParseHMACExpiration reads the setting as the CLI and the store spell it.
+func ParseHMACExpiration(s string) (HMACExpiration, error) {
+	switch e := HMACExpiration(s); e {
+	case HMACExpirationRequired, HMACExpirationNone, HMACExpirationOptional:
+		return e, nil
+	}
+	return "", Invalid("hmacExpiration", "must be %s, %s or %s", HMACExpirationRequired, HMACExpirationNone, HMACExpirationOptional)
+}
+
+// Message is the message form the setting signs, as documented.
+func (e HMACExpiration) Message() string {
+	switch e {
+	case HMACExpirationNone:
+		return "username"
+	case HMACExpirationOptional:
+		return "username or username|expiration"
+	}
+	return "username|expiration"
+}
+
 // VerifyIdentity checks the HMAC a call carries when the workspace requires
 // identity verification. The comparison takes the same time wherever the
 // hashes differ.
@@ -201,18 +260,29 @@ func (w *Workspace) VerifyIdentity(username string, proof *HMAC, now time.Time) 
 	if err != nil {
 		return Errorf(EHMACInvalid, "hmac.hash is not hexadecimal")
 	}
-	message := username
-	if proof.Expiration != nil {
-		message += "|" + strconv.FormatInt(*proof.Expiration, 10)
+	switch w.HMACExpiration {
+	case HMACExpirationOptional:
+	case HMACExpirationNone:
+		if proof.Expiration != nil {
+			return &Error{Code: EHMACInvalid, Field: "hmac.expiration", Message: "hmac.expiration: this workspace signs the username alone; send no expiration"}
+		}
+	default:
+		// Required, and any value this code does not know: the safe form.
+		if proof.Expiration == nil {
+			return &Error{Code: EHMACInvalid, Field: "hmac.expiration", Message: "hmac.expiration: this workspace requires an expiration; sign username|expiration"}
+		}
 	}
-	mac := hmac.New(sha256.New, []byte(w.HMACSecret))
-	mac.Write([]byte(message))
-	if subtle.ConstantTimeCompare(mac.Sum(nil), given) != 1 {
+	if subtle.ConstantTimeCompare(signature(w.HMACSecret, username, proof.Expiration), given) != 1 {
 		return Errorf(EHMACInvalid, "hmac.hash does not match")
 	}
 	// The expiration is checked only once the hash proves it authentic.
-	if proof.Expiration != nil && now.Unix() > *proof.Expiration {
-		return Errorf(EHMACExpired, "hmac has expired")
+	if proof.Expiration != nil {
+		if now.Unix() > *proof.Expiration {
+			return Errorf(EHMACExpired, "hmac has expired")
+		}
+		if *proof.Expiration > now.Add(MaxHMACLifetime).Unix() {
+			return &Error{Code: EHMACInvalid, Field: "hmac.expiration", Message: fmt.Sprintf("hmac.expiration: more than %d days ahead of the server's clock", MaxHMACLifetime/(24*time.Hour))}
+		}
 	}
 	return nil
 }
@@ -220,13 +290,19 @@ func (w *Workspace) VerifyIdentity(username string, proof *HMAC, now time.Time) 
 // SignUsername computes the identity-verification hash a customer's server
 // sends along with a username (used by the CLI and the tests).
 func SignUsername(secret, username string, expiration *int64) string {
+	return hex.EncodeToString(signature(secret, username, expiration))
+}
+
+// signature is HMAC-SHA256(secret, message), the message being the username
+// or username|expiration.
+func signature(secret, username string, expiration *int64) []byte {
 	message := username
 	if expiration != nil {
 		message += "|" + strconv.FormatInt(*expiration, 10)
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(message))
-	return hex.EncodeToString(mac.Sum(nil))
+	return mac.Sum(nil)
 }
 
 // CheckOrigin enforces the workspace's origin allow-list. An empty list

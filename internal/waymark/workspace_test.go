@@ -7,39 +7,142 @@ import (
 	"time"
 )
 
+// Hashes computed outside Go, so that a change to the message this code
+// signs cannot agree with itself:
+//
+//	printf %s 'ada' | openssl dgst -sha256 -hmac secret
+//	printf %s 'ada|1900000000' | openssl dgst -sha256 -hmac secret
+//	printf %s 'x|1900000000' | openssl dgst -sha256 -hmac secret
+const (
+	vectorSecret        = "secret"
+	vectorExpiration    = int64(1900000000)
+	vectorAda           = "3c30486140e27f6f8b09ea69da2a6ca718bcf875c8249a1e23d7e401c1cfb3ab"
+	vectorAdaExpiration = "4bba47e7bea0201eb62e7c817178fd1544e931d44838003af0e2d23b0b155341"
+	// vectorXPipe is the hash a customer's server makes for a user named
+	// "x|1900000000" without expiration: the forgery of user "x".
+	vectorXPipe = "efe0b9a07be7915ce83b66077f2550fe4538587cca4927500ea91bc3325ab0f4"
+)
+
+// vectorNow is an hour before the vectors' expiration.
+var vectorNow = time.Unix(vectorExpiration-3600, 0)
+
+func TestSignUsernameVectors(t *testing.T) {
+	exp := vectorExpiration
+	if got := SignUsername(vectorSecret, "ada", nil); got != vectorAda {
+		t.Errorf("username form: %s, want %s", got, vectorAda)
+	}
+	if got := SignUsername(vectorSecret, "ada", &exp); got != vectorAdaExpiration {
+		t.Errorf("username|expiration form: %s, want %s", got, vectorAdaExpiration)
+	}
+}
+
 func TestVerifyIdentity(t *testing.T) {
-	ws, _, err := NewWorkspace(NewWorkspaceOptions{Name: "Acme", IdentityVerification: true}, t0)
-	if err != nil {
-		t.Fatal(err)
+	exp := vectorExpiration
+	past := vectorNow.Unix() - 1
+	proof := func(hash string, expiration *int64) *HMAC { return &HMAC{Hash: hash, Expiration: expiration} }
+	type attempt struct {
+		name     string
+		username string
+		proof    *HMAC
+		code     string
 	}
-	exp := t0.Add(time.Hour).Unix()
-	past := t0.Add(-time.Second).Unix()
-	cases := []struct {
-		name  string
-		proof *HMAC
-		code  string
-	}{
-		{"valid", &HMAC{Hash: SignUsername(ws.HMACSecret, "ada", nil)}, ""},
-		{"valid upper-case hex", &HMAC{Hash: strings.ToUpper(SignUsername(ws.HMACSecret, "ada", nil))}, ""},
-		{"valid with expiration", &HMAC{Hash: SignUsername(ws.HMACSecret, "ada", &exp), Expiration: &exp}, ""},
-		{"missing", nil, EHMACInvalid},
-		{"other user", &HMAC{Hash: SignUsername(ws.HMACSecret, "bob", nil)}, EHMACInvalid},
-		{"other secret", &HMAC{Hash: SignUsername("not-the-secret", "ada", nil)}, EHMACInvalid},
-		{"expiration not signed", &HMAC{Hash: SignUsername(ws.HMACSecret, "ada", nil), Expiration: &exp}, EHMACInvalid},
-		{"expired", &HMAC{Hash: SignUsername(ws.HMACSecret, "ada", &past), Expiration: &past}, EHMACExpired},
-		{"not hex", &HMAC{Hash: strings.Repeat("zz", 32)}, EHMACInvalid},
+	common := []attempt{
+		{"missing", "ada", nil, EHMACInvalid},
+		{"empty hash", "ada", proof("", &exp), EHMACInvalid},
+		{"not hex", "ada", proof(strings.Repeat("zz", 32), &exp), EHMACInvalid},
+		{"other user", "bob", proof(vectorAdaExpiration, &exp), EHMACInvalid},
+		{"other secret", "ada", proof(SignUsername("not-the-secret", "ada", &exp), &exp), EHMACInvalid},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := ws.VerifyIdentity("ada", tc.proof, t0)
-			if tc.code == "" && err != nil || tc.code != "" && ErrorCode(err) != tc.code {
-				t.Fatalf("got %v, want %q", err, tc.code)
-			}
-		})
+	cases := map[HMACExpiration][]attempt{
+		HMACExpirationRequired: append(common,
+			attempt{"with expiration", "ada", proof(vectorAdaExpiration, &exp), ""},
+			attempt{"upper-case hex", "ada", proof(strings.ToUpper(vectorAdaExpiration), &exp), ""},
+			attempt{"expiration not signed", "ada", proof(vectorAda, &exp), EHMACInvalid},
+			attempt{"without expiration", "ada", proof(vectorAda, nil), EHMACInvalid},
+			// The hash of "x|1900000000" is never made by a server signing
+			// this form, and a pipe in the name does not make it one.
+			attempt{"the no-expiration form of x|1900000000", "x|1900000000", proof(vectorXPipe, nil), EHMACInvalid},
+			attempt{"expired", "ada", proof(SignUsername(vectorSecret, "ada", &past), &past), EHMACExpired},
+		),
+		HMACExpirationNone: append(common,
+			attempt{"username alone", "ada", proof(vectorAda, nil), ""},
+			attempt{"a user named x|1900000000", "x|1900000000", proof(vectorXPipe, nil), ""},
+			// The forgery: x|1900000000's hash as user x, expiring then.
+			attempt{"forgery of x", "x", proof(vectorXPipe, &exp), EHMACInvalid},
+			attempt{"with expiration", "ada", proof(vectorAdaExpiration, &exp), EHMACInvalid},
+		),
+		// The legacy setting accepts both forms, the forgery included: it is
+		// documented as such and kept only until the operator chooses.
+		HMACExpirationOptional: append(common,
+			attempt{"username alone", "ada", proof(vectorAda, nil), ""},
+			attempt{"with expiration", "ada", proof(vectorAdaExpiration, &exp), ""},
+			attempt{"forgery of x", "x", proof(vectorXPipe, &exp), ""},
+		),
+	}
+	for setting, attempts := range cases {
+		ws := &Workspace{IdentityVerification: true, HMACExpiration: setting, HMACSecret: vectorSecret}
+		for _, a := range attempts {
+			t.Run(string(setting)+"/"+a.name, func(t *testing.T) {
+				err := ws.VerifyIdentity(a.username, a.proof, vectorNow)
+				if a.code == "" && err != nil || a.code != "" && ErrorCode(err) != a.code {
+					t.Fatalf("got %v, want %q", err, a.code)
+				}
+			})
+		}
 	}
 	open := &Workspace{}
 	if err := open.VerifyIdentity("ada", nil, t0); err != nil {
 		t.Fatalf("a workspace without identity verification refused a call: %v", err)
+	}
+}
+
+// An expiration is good up to its second and at most MaxHMACLifetime ahead;
+// both edges, and one past each, under every setting that takes one.
+func TestHMACExpirationEdges(t *testing.T) {
+	now := vectorNow
+	for _, setting := range []HMACExpiration{HMACExpirationRequired, HMACExpirationOptional} {
+		ws := &Workspace{IdentityVerification: true, HMACExpiration: setting, HMACSecret: vectorSecret}
+		for _, c := range []struct {
+			name       string
+			expiration int64
+			code       string
+			field      string
+		}{
+			{"expires now", now.Unix(), "", ""},
+			{"expired a second ago", now.Unix() - 1, EHMACExpired, ""},
+			{"the longest lifetime", now.Add(MaxHMACLifetime).Unix(), "", ""},
+			{"a second longer", now.Add(MaxHMACLifetime).Unix() + 1, EHMACInvalid, "hmac.expiration"},
+			{"the forgery's far future", 9999999999, EHMACInvalid, "hmac.expiration"},
+		} {
+			t.Run(string(setting)+"/"+c.name, func(t *testing.T) {
+				proof := &HMAC{Hash: SignUsername(vectorSecret, "ada", &c.expiration), Expiration: &c.expiration}
+				err := ws.VerifyIdentity("ada", proof, now)
+				if c.code == "" && err != nil || c.code != "" && (ErrorCode(err) != c.code || AsError(err).Field != c.field) {
+					t.Fatalf("got %v, want %q on %q", err, c.code, c.field)
+				}
+			})
+		}
+	}
+}
+
+func TestNewWorkspaceHMACExpiration(t *testing.T) {
+	ws, _, err := NewWorkspace(NewWorkspaceOptions{Name: "Acme", IdentityVerification: true}, t0)
+	if err != nil || ws.HMACExpiration != HMACExpirationRequired {
+		t.Fatalf("a new workspace has %q (%v), want required", ws.HMACExpiration, err)
+	}
+	if ws, _, err := NewWorkspace(NewWorkspaceOptions{Name: "Acme", HMACExpiration: HMACExpirationNone}, t0); err != nil || ws.HMACExpiration != HMACExpirationNone {
+		t.Fatalf("none: %v", err)
+	}
+	if _, _, err := NewWorkspace(NewWorkspaceOptions{Name: "Acme", HMACExpiration: HMACExpirationOptional}, t0); ErrorCode(err) != EInvalidArgument {
+		t.Fatalf("a new workspace took the legacy setting: %v", err)
+	}
+	if _, err := ParseHMACExpiration("sometimes"); ErrorCode(err) != EInvalidArgument {
+		t.Fatalf("parsed an unknown setting: %v", err)
+	}
+	// A workspace whose setting is unknown to this code verifies as required.
+	unknown := &Workspace{IdentityVerification: true, HMACSecret: vectorSecret}
+	if err := unknown.VerifyIdentity("ada", &HMAC{Hash: vectorAda}, vectorNow); ErrorCode(err) != EHMACInvalid {
+		t.Fatalf("an unset setting accepted the username form: %v", err)
 	}
 }
 
@@ -110,7 +213,13 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := ws.AddKey(t0)
-	for _, bad := range []string{"", "wmk_", key[:len(key)-1] + "0", strings.Replace(key, "team_a-1", "other", 1), second + "x"} {
+	// The last digit changed to another: replacing it by a fixed one would
+	// leave the key as it was whenever it already ended in that digit.
+	last := "0"
+	if strings.HasSuffix(key, "0") {
+		last = "1"
+	}
+	for _, bad := range []string{"", "wmk_", key[:len(key)-1] + last, strings.Replace(key, "team_a-1", "other", 1), second + "x"} {
 		if _, err := ws.CheckAPIKey(bad); ErrorCode(err) != EUnauthorized {
 			t.Errorf("key %q: %v", bad, err)
 		}

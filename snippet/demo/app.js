@@ -3,7 +3,7 @@
 // the user does with it.
 //
 // The query string picks the caller: ?workspace=demo-verified&user=ada&hash=HEX
-// (the hash a customer's server would compute; see the README), and
+// &expiration=UNIX (what a customer's server would compute; see the README), and
 // ?api=URL an API on another origin than the page's.
 'use strict';
 
@@ -14,7 +14,9 @@ const $ = (id) => document.getElementById(id);
 waymark.init(params.get('workspace') || 'demo', {
   region: 'eu',
   user: { username, firstname: username.split('@')[0], role: 'admin', props: { plan: 'growth', seats: 5 } },
-  hmac: params.get('hash') ? { hash: params.get('hash') } : undefined,
+  hmac: params.get('hash')
+    ? { hash: params.get('hash'), expiration: params.get('expiration') ? Number(params.get('expiration')) : undefined }
+    : undefined,
 });
 $('user').textContent = username;
 

@@ -216,11 +216,13 @@ test('2. offline: five events, a reload while offline, online again: all five ar
 
 test('3. identity verification: a correct hash works; a tampered one gets 401, reported once, not retried', TIMEOUT, async () => {
   const username = user('verified');
-  const hash = createHmac('sha256', HMAC_SECRET).update(username).digest('hex');
+  // demo-verified signs username|expiration.
+  const expiration = Math.floor(Date.now() / 1000) + 3600;
+  const hash = createHmac('sha256', HMAC_SECRET).update(`${username}|${expiration}`).digest('hex');
 
   const good = await openPage();
   try {
-    await good.page.goto(demoURL(http, { workspace: 'demo-verified', user: username, hash }));
+    await good.page.goto(demoURL(http, { workspace: 'demo-verified', user: username, hash, expiration }));
     await good.page.waitForSelector('#tour:not([hidden])');
     await good.page.click('#tour-skip');
     await settled(good.page);
@@ -234,7 +236,7 @@ test('3. identity verification: a correct hash works; a tampered one gets 401, r
   const bad = await openPage();
   try {
     const refused = bad.page.waitForEvent('console', (m) => m.text().startsWith('waymark: 401'));
-    await bad.page.goto(demoURL(http, { workspace: 'demo-verified', user: username, hash: tampered }));
+    await bad.page.goto(demoURL(http, { workspace: 'demo-verified', user: username, hash: tampered, expiration }));
     await refused;
     await bad.page.evaluate(() => {
       for (let i = 0; i < 3; i++) window.waymark.track('hint', 'h1', 'displayed');
