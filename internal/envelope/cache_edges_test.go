@@ -132,6 +132,20 @@ func TestDefaultsKeepKeysForTheirDocumentedTime(t *testing.T) {
 	if _, d := fake.counts(); d != 2 {
 		t.Fatalf("%d Decrypt calls once the hour passed, want 2", d)
 	}
+
+	// The default cache holds many keys: reading items sealed under
+	// different keys in turn unwraps each once.
+	others := [][]byte{fake.wrapFor(t, "ws1"), fake.wrapFor(t, "ws2"), fake.wrapFor(t, "ws3")}
+	for range 3 {
+		for i, w := range others {
+			if _, err := env.OpeningKey(ctx, []string{"ws1", "ws2", "ws3"}[i], w); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, d := fake.counts(); d != 5 {
+		t.Fatalf("%d Decrypt calls in all, want 5: each of three more keys unwrapped once", d)
+	}
 }
 
 // The opening cache holds OpenCacheSize keys; past that the one that
