@@ -344,3 +344,31 @@ func TestAADOfLongParts(t *testing.T) {
 		seen[string(aad)] = name
 	}
 }
+
+// A published or offered key that does not unwrap for the workspace (not
+// one Waymark made for it) is passed over: the envelope generates its own
+// and publishes it in its place.
+func TestForeignPublishedKeysArePassedOver(t *testing.T) {
+	ctx := context.Background()
+	fake := newCountingKMS()
+	clock := fakeclock.New(time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC))
+	foreign := fake.wrapFor(t, "ws-other")
+	board := &listBoard{wrapped: foreign, at: clock.Now().Add(-time.Minute)}
+	env := envelope.New(fake, "key", envelope.Options{Board: board, Now: clock.Now})
+	env.Offer(ctx, "ws1", fake.wrapFor(t, "ws-other"), clock.Now().Add(-time.Minute))
+
+	key, err := env.SealingKey(ctx, "ws1")
+	if err != nil || key == nil {
+		t.Fatalf("sealing key: %v, %v", key, err)
+	}
+	if bytes.Equal(key.Wrapped, foreign) || !bytes.Equal(board.wrapped, key.Wrapped) {
+		t.Fatal("the foreign key was not replaced on the board by a key of the workspace")
+	}
+	if g, _ := fake.counts(); g != 1 {
+		t.Fatalf("%d keys generated, want 1", g)
+	}
+	aad := envelope.AAD("Users", "ws1#u", "", "email")
+	if plain, err := key.Open(aad, key.Seal(aad, []byte("ada@example.com"))); err != nil || string(plain) != "ada@example.com" {
+		t.Fatalf("round trip: %q %v", plain, err)
+	}
+}

@@ -287,3 +287,16 @@ func TestErrorText(t *testing.T) {
 		t.Errorf("unavailable = %+v", unavailable)
 	}
 }
+
+// An event id is remembered for the whole idempotency window, its last
+// second included.
+func TestPruneKeepsTheWindowInclusive(t *testing.T) {
+	c := &waymark.ContentItem{Seen: []waymark.Seen{
+		{Fingerprint: 1, AppliedAt: edgeNow.Add(-waymark.IdempotencyWindow).Unix()},
+		{Fingerprint: 2, AppliedAt: edgeNow.Add(-waymark.IdempotencyWindow - time.Second).Unix()},
+	}}
+	c.Prune(edgeNow)
+	if !c.HasSeen(1) || c.HasSeen(2) {
+		t.Fatalf("kept %+v, want only the one applied exactly a window ago", c.Seen)
+	}
+}
