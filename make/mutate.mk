@@ -8,11 +8,13 @@
 # runs the tests against each such mutant and counts those the tests catch
 # (killed) and those they miss (lived). The figures go to bench/mutation.md,
 # between its markers; the account of every surviving mutant below them is
-# kept by hand. Not part of `make test`: each mutant is a test run, so it takes
+# kept by hand. Each package's result stays in build/mutate/, so a run of
+# some packages rewrites the figures with the others' from their last run.
+# Not part of `make test`: each mutant is a test run, so it takes
 # minutes for the domain and the envelope and hours for the service and the
 # API adapter, whose tests start DynamoDB Local and local-kms.
 
-MUTATE_PKGS ?= internal/waymark internal/envelope internal/service internal/apigw
+MUTATE_PKGS ?= $(mutate_all)
 # A mutant's test run that takes this many times as long as the first,
 # coverage-gathering run is stopped and counted as timed out (a mutant can
 # turn a loop into an endless one). Unit-test runs are mostly compiling and
@@ -31,8 +33,12 @@ mutate_tests.internal/service := $(mutate_module)/internal/apigw
 
 .PHONY: mutate
 
+mutate_results := build/mutate
+mutate_all      := internal/waymark internal/envelope internal/service internal/apigw
+mutate_result    = $(mutate_results)/$(subst /,-,$(1)).json
+
 # $(call mutate_package,PKG): one gremlins run over PKG, its results in
-# $$tmp/PKG.json. make/mutate-go stands in for go on the PATH so that a
+# $(mutate_results). make/mutate-go stands in for go on the PATH so that a
 # package with no tests is tested by the packages named above.
 define mutate_package
 echo "== $(1)"; \
@@ -41,8 +47,7 @@ PATH="$$tmp/bin:$$PATH" MUTATE_REAL_GO="$$real_go" MUTATE_TESTS="$(mutate_tests.
 	--workers $(if $(filter $(1),$(mutate_serial)),1,$(MUTATE_WORKERS)) \
 	--timeout-coefficient $(if $(filter $(1),$(mutate_serial)),$(MUTATE_SERIAL_TIMEOUT_COEFFICIENT),$(MUTATE_TIMEOUT_COEFFICIENT)) \
 	$(if $(mutate_tests.$(1)),--coverpkg $(mutate_module)/$(1)) \
-	--output "$$tmp/$(subst /,-,$(1)).json" ./$(1); \
-results="$$results $(1)=$$tmp/$(subst /,-,$(1)).json";
+	--output "$(CURDIR)/$(call mutate_result,$(1))" ./$(1);
 endef
 
 ## mutate: mutation testing of the domain, envelope, service and API adapter (bench/mutation.md)
@@ -50,6 +55,10 @@ mutate:
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; start=$$(date +%s); \
 	$(GO) build -o "$$tmp/gremlins" github.com/go-gremlins/gremlins/cmd/gremlins; \
 	mkdir "$$tmp/bin"; ln -s "$(CURDIR)/make/mutate-go" "$$tmp/bin/go"; \
-	real_go="$$($(GO) env GOROOT)/bin/go"; results=; \
+	real_go="$$($(GO) env GOROOT)/bin/go"; mkdir -p $(mutate_results); \
 	$(foreach pkg,$(MUTATE_PKGS),$(call mutate_package,$(pkg))) \
-	$(GO) run ./bench/mutationreport -out bench/mutation.md -wall $$(( $$(date +%s) - start )) $$results
+	results=; for pkg in $(mutate_all); do \
+		file=$(mutate_results)/$$(echo $$pkg | tr / -).json; \
+		if [ -f "$$file" ]; then results="$$results $$pkg=$$file"; fi; \
+	done; \
+	$(GO) run ./bench/mutationreport -out bench/mutation.md -wall $$(( $$(date +%s) - start )) -ran "$(MUTATE_PKGS)" $$results

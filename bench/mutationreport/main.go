@@ -4,7 +4,10 @@
 // surviving mutant below them is kept from run to run.
 //
 //	go run ./bench/mutationreport -out bench/mutation.md -wall 1234 \
-//	    internal/waymark=waymark.json internal/envelope=envelope.json ...
+//	    -ran "internal/waymark" internal/waymark=waymark.json internal/envelope=envelope.json ...
+//
+// Each package's row says when its result was written: a run of some
+// packages reports the others from their last run.
 package main
 
 import (
@@ -52,6 +55,7 @@ type figures struct {
 	pkg                                 string
 	killed, lived, notCovered, timedOut int
 	duration                            time.Duration
+	ranAt                               time.Time
 	survivors                           []mutant
 }
 
@@ -73,6 +77,7 @@ func percent(n, of int) float64 {
 func main() {
 	out := flag.String("out", "bench/mutation.md", "the Markdown file to update")
 	wall := flag.Int("wall", 0, "wall time of the whole run, in seconds")
+	ran := flag.String("ran", "", "the packages this run tested")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: mutationreport [-out FILE] [-wall SECONDS] PKG=RESULT.json ...")
@@ -93,7 +98,7 @@ func main() {
 		all = append(all, f)
 	}
 	var section strings.Builder
-	write(&section, all, time.Duration(*wall)*time.Second)
+	write(&section, all, *ran, time.Duration(*wall)*time.Second)
 	if err := update(*out, section.String()); err != nil {
 		fmt.Fprintln(os.Stderr, "mutationreport:", err)
 		os.Exit(1)
@@ -106,11 +111,15 @@ func read(pkg, file string) (figures, error) {
 	if err != nil {
 		return figures{}, err
 	}
+	info, err := os.Stat(file)
+	if err != nil {
+		return figures{}, err
+	}
 	var r result
 	if err := json.Unmarshal(data, &r); err != nil {
 		return figures{}, fmt.Errorf("%s: %w", file, err)
 	}
-	f := figures{pkg: pkg, duration: time.Duration(r.ElapsedTime * float64(time.Second)).Round(time.Second)}
+	f := figures{pkg: pkg, duration: time.Duration(r.ElapsedTime * float64(time.Second)).Round(time.Second), ranAt: info.ModTime().UTC()}
 	for _, file := range r.Files {
 		for _, m := range file.Mutations {
 			switch m.Status {
@@ -148,15 +157,15 @@ func read(pkg, file string) (figures, error) {
 	return f, nil
 }
 
-func write(w io.Writer, all []figures, wall time.Duration) {
-	fmt.Fprintln(w, "| package | killed | lived | not covered | timed out | efficacy | mutator coverage | duration |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+func write(w io.Writer, all []figures, ran string, wall time.Duration) {
+	fmt.Fprintln(w, "| package | killed | lived | not covered | timed out | efficacy | mutator coverage | duration | run at (UTC) |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, f := range all {
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %.1f %% | %.1f %% | %s |\n",
-			f.pkg, f.killed, f.lived, f.notCovered, f.timedOut, f.efficacy(), f.coverage(), f.duration)
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %.1f %% | %.1f %% | %s | %s |\n",
+			f.pkg, f.killed, f.lived, f.notCovered, f.timedOut, f.efficacy(), f.coverage(), f.duration, f.ranAt.Format("2006-01-02 15:04"))
 	}
 	if wall > 0 {
-		fmt.Fprintf(w, "\nWall time of the run: %s.\n", wall)
+		fmt.Fprintf(w, "\nWall time of the last `make mutate` (%s): %s.\n", ran, wall)
 	}
 	for _, f := range all {
 		if len(f.survivors) == 0 {
