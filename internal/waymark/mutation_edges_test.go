@@ -300,3 +300,55 @@ func TestPruneKeepsTheWindowInclusive(t *testing.T) {
 		t.Fatalf("kept %+v, want only the one applied exactly a window ago", c.Seen)
 	}
 }
+
+func TestParseAPIKeyRefusesAKeyNamingNoWorkspace(t *testing.T) {
+	secret := strings.Repeat("0f", 32)
+	if code, id, ok := waymark.ParseAPIKey("wmk_ws1_abcd1234_" + secret); !ok || code != "ws1" || id != "abcd1234" {
+		t.Fatalf("a well-formed key parsed as %q %q %v", code, id, ok)
+	}
+	if code, id, ok := waymark.ParseAPIKey("wmk__abcd1234_" + secret); ok {
+		t.Fatalf("a key with no workspace code parsed as %q %q", code, id)
+	}
+}
+
+// An identity proof is good through its expiration second and expired from
+// the next one on.
+func TestHMACExpirationSecond(t *testing.T) {
+	ws := &waymark.Workspace{Code: "ws1", IdentityVerification: true, HMACSecret: strings.Repeat("5e", 32)}
+	cases := []struct {
+		name       string
+		expiration int64
+		code       string
+	}{
+		{"expires next second", edgeNow.Unix() + 1, ""},
+		{"expires this second", edgeNow.Unix(), ""},
+		{"expired a second ago", edgeNow.Unix() - 1, waymark.EHMACExpired},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			proof := &waymark.HMAC{Hash: waymark.SignUsername(ws.HMACSecret, "ada-lovelace", &tc.expiration), Expiration: &tc.expiration}
+			err := ws.VerifyIdentity("ada-lovelace", proof, edgeNow)
+			if tc.code == "" && err != nil || tc.code != "" && waymark.ErrorCode(err) != tc.code {
+				t.Fatalf("got %v, want %q", err, tc.code)
+			}
+		})
+	}
+}
+
+func TestRetentionSetsExpiry(t *testing.T) {
+	cases := []struct {
+		days int
+		want int64
+	}{
+		{0, 0},
+		{-1, 0},
+		{1, edgeNow.Add(24 * time.Hour).Unix()},
+		{30, edgeNow.Add(30 * 24 * time.Hour).Unix()},
+	}
+	for _, tc := range cases {
+		ws := waymark.Workspace{RetentionDays: tc.days}
+		if got := ws.ExpiresAt(edgeNow); got != tc.want {
+			t.Errorf("retention %d days: expires at %d, want %d", tc.days, got, tc.want)
+		}
+	}
+}
