@@ -283,13 +283,13 @@ func (b *listBoard) PublishSealingKey(_ context.Context, _ string, next []byte, 
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for range 200 {
+	for range 1000 {
 		if cond() {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatal("condition not met within a second")
+	t.Fatal("condition not met within five seconds")
 }
 
 func TestSealedValuesOfEverySize(t *testing.T) {
