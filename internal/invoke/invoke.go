@@ -205,17 +205,35 @@ func start(ctx context.Context, opts Options) (*Emulator, error) {
 	return e, nil
 }
 
-// freePorts returns n distinct ports free on 127.0.0.1 at the time of the
-// call. All are held open until all are chosen, so they differ.
+// handedOut holds every port freePorts has chosen in this process. The
+// kernel may give a port that was just closed to the next caller, and
+// emulators started in parallel (tests, make bench) would then be told the
+// same port: the second one fails to bind and exits, while its readiness
+// check connects to the first one's listener and passes.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePorts returns n ports free on 127.0.0.1 at the time of the call and
+// never returned before by this process. All are held open until all are
+// chosen, so they differ.
 func freePorts(n int) ([]int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	ports := make([]int, 0, n)
-	for range n {
+	for len(ports) < n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("invoke: find a free port: %w", err)
 		}
 		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		port := ln.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[port] {
+			continue
+		}
+		handedOut.ports[port] = true
+		ports = append(ports, port)
 	}
 	return ports, nil
 }
