@@ -164,6 +164,7 @@ func TestEventsCarryTheirItemAndAnswer(t *testing.T) {
 
 func TestFeedbackLimitsAtTheEdge(t *testing.T) {
 	n := func(v int) *int { return &v }
+	str := func(v string) *string { return &v }
 	cases := []struct {
 		name  string
 		req   waymark.FeedbackRequest
@@ -172,8 +173,9 @@ func TestFeedbackLimitsAtTheEdge(t *testing.T) {
 		{"rating 0", waymark.FeedbackRequest{Rating: n(0)}, ""},
 		{"rating at the maximum", waymark.FeedbackRequest{Rating: n(waymark.MaxRating)}, ""},
 		{"rating below 0", waymark.FeedbackRequest{Rating: n(-1)}, "rating"},
-		{"category at the limit", waymark.FeedbackRequest{Category: strings.Repeat("c", waymark.MaxCategoryChars)}, ""},
-		{"category past the limit", waymark.FeedbackRequest{Category: strings.Repeat("c", waymark.MaxCategoryChars+1)}, "category"},
+		{"category at the limit", waymark.FeedbackRequest{Category: str(strings.Repeat("c", waymark.MaxCategoryChars))}, ""},
+		{"category empty", waymark.FeedbackRequest{Category: str("")}, "category"},
+		{"category past the limit", waymark.FeedbackRequest{Category: str(strings.Repeat("c", waymark.MaxCategoryChars+1))}, "category"},
 		{"url at the limit", waymark.FeedbackRequest{Environment: &waymark.Environment{URL: strings.Repeat("u", waymark.MaxURLChars)}}, ""},
 		{"language at the limit", waymark.FeedbackRequest{Environment: &waymark.Environment{Language: strings.Repeat("l", waymark.MaxLanguageChars)}}, ""},
 		{"language past the limit", waymark.FeedbackRequest{Environment: &waymark.Environment{Language: strings.Repeat("l", waymark.MaxLanguageChars+1)}}, "environment.language"},
