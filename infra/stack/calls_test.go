@@ -128,6 +128,10 @@ func TestRecordedCallsAreGranted(t *testing.T) {
 		seen[c.Caller] = true
 	}
 	for _, f := range routes.Functions() {
+		if len(f.Tables) == 0 && !f.UsesKMS {
+			// Nothing to record: it calls no AWS service (the snippet).
+			continue
+		}
 		if !seen[f.Name] {
 			t.Errorf("no call of the %s function was recorded: is the suite's recorder in its clients?", f.Name)
 		}
