@@ -2,6 +2,9 @@ package waymark
 
 import "time"
 
+// EarliestEventTime is the earliest `at` an event may carry (the Unix epoch).
+var EarliestEventTime = time.Unix(0, 0).UTC()
+
 // Documented limits (README "Limits"); every one is enforced by validation
 // and covered by a test.
 const (

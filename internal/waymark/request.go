@@ -412,6 +412,11 @@ func (in *EventInput) toEvent(field string, now time.Time) (Event, error) {
 	if err != nil {
 		return Event{}, Invalid(field+".at", "not an RFC 3339 date-time")
 	}
+	if at.Before(EarliestEventTime) {
+		// The reducer orders an item's events after its zero time: one dated
+		// earlier would count without ever showing in the state.
+		return Event{}, Invalid(field+".at", "before %s", EarliestEventTime.Format(time.RFC3339))
+	}
 	if limit := now.Add(MaxFutureSkew); at.After(limit) {
 		at = limit
 	}
