@@ -354,3 +354,15 @@ func TestRetentionSetsExpiry(t *testing.T) {
 		}
 	}
 }
+
+// A feedback without a category has none; one with a category gives it back.
+func TestCategoryText(t *testing.T) {
+	var none waymark.FeedbackRequest
+	if got := none.CategoryText(); got != "" {
+		t.Errorf("no category gave %q", got)
+	}
+	category := "bug"
+	if got := (&waymark.FeedbackRequest{Category: &category}).CategoryText(); got != "bug" {
+		t.Errorf("category %q gave %q", category, got)
+	}
+}

@@ -34,14 +34,14 @@ type Nullable struct {
 // the path of the field it came from.
 func (n *Nullable) UnmarshalJSON(b []byte) error {
 	n.Set = true
-	switch {
-	case bytes.Equal(b, []byte("null")):
+	if bytes.Equal(b, []byte("null")) {
 		n.Null = true
-	case len(b) > 0 && b[0] == '"':
-		return json.Unmarshal(b, &n.Value)
-	default:
-		n.notString = true
+		return nil
 	}
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &n.Value)
+	}
+	n.notString = true
 	return nil
 }
 
@@ -156,12 +156,13 @@ func ParseTime(s string) (time.Time, error) {
 
 // ValidateWorkspaceCode checks the shape of a workspace code.
 func ValidateWorkspaceCode(field, code string) error {
-	switch {
-	case code == "":
+	if code == "" {
 		return Invalid(field, "required")
-	case len(code) > MaxWorkspaceChars:
+	}
+	if len(code) > MaxWorkspaceChars {
 		return Invalid(field, "longer than %d characters", MaxWorkspaceChars)
-	case !workspaceCodePattern.MatchString(code):
+	}
+	if !workspaceCodePattern.MatchString(code) {
 		return Invalid(field, "only letters, digits, '_' and '-' are allowed")
 	}
 	return nil
@@ -170,10 +171,10 @@ func ValidateWorkspaceCode(field, code string) error {
 // ValidateUsername checks a username: 1–256 bytes of valid UTF-8 without
 // control characters.
 func ValidateUsername(field, username string) error {
-	switch {
-	case username == "":
+	if username == "" {
 		return Invalid(field, "required")
-	case len(username) > MaxUsernameBytes:
+	}
+	if len(username) > MaxUsernameBytes {
 		return Invalid(field, "longer than %d bytes", MaxUsernameBytes)
 	}
 	return validText(field, username)
