@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -115,7 +116,7 @@ func (s *Store) RecordPending(ctx context.Context, ws *waymark.Workspace, userKe
 			" AND (attribute_exists(claims) OR attribute_not_exists(seen))"),
 		ExpressionAttributeValues: values,
 	})
-	if err = mapError("record pending event", err); err != waymark.ErrConflict {
+	if err = mapError("record pending event", err); !errors.Is(err, waymark.ErrConflict) {
 		return err == nil, err
 	}
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{

@@ -286,11 +286,10 @@ func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey s
 		values[":dk"] = &types.AttributeValueMemberB{Value: w.wrapped}
 	}
 	c.ExpiresAt = ws.ExpiresAt(now)
-	if c.ExpiresAt > 0 {
-		set = append(set, "expiresAt = :exp")
-		values[":exp"] = number(c.ExpiresAt)
+	if setExpiry, removeExpiry := expiryClauses(values, c.ExpiresAt); setExpiry != "" {
+		set = append(set, setExpiry)
 	} else {
-		remove = append(remove, "expiresAt")
+		remove = append(remove, removeExpiry)
 	}
 	update := "SET " + strings.Join(set, ", ")
 	if len(add) > 0 {

@@ -219,11 +219,21 @@ func getTime(item map[string]types.AttributeValue, attr string) time.Time {
 // withExpiry ends a SET update expression with the item's expiry, or with
 // its removal when the workspace keeps data (expiresAt 0).
 func withExpiry(update string, values map[string]types.AttributeValue, expiresAt int64) string {
+	set, remove := expiryClauses(values, expiresAt)
+	if set != "" {
+		return update + ", " + set
+	}
+	return update + " REMOVE " + remove
+}
+
+// expiryClauses is the item's expiry as one SET clause, or as the attribute
+// to REMOVE when the workspace keeps data (expiresAt 0).
+func expiryClauses(values map[string]types.AttributeValue, expiresAt int64) (set, remove string) {
 	if expiresAt > 0 {
 		values[":exp"] = number(expiresAt)
-		return update + ", expiresAt = :exp"
+		return "expiresAt = :exp", ""
 	}
-	return update + " REMOVE expiresAt"
+	return "", attrExpiresAt
 }
 
 func putExpiry(item map[string]types.AttributeValue, expiresAt int64) {

@@ -52,7 +52,8 @@ func CheckJSONText(text []byte) error {
 	return nil
 }
 
-// hexRune reads the escape \uXXXX at text[i:], if there is one.
+// hexRune reads the escape at text[i:] if it is one: a backslash, 'u' and
+// four hex digits.
 func hexRune(text []byte, i int) (rune, bool) {
 	if i+6 > len(text) || text[i] != '\\' || text[i+1] != 'u' {
 		return 0, false
