@@ -198,7 +198,7 @@ func TestMergeAtThePropsLimit(t *testing.T) {
 	for i := range waymark.MaxProps - 1 {
 		in.Props[fmt.Sprintf("k%d", i)] = i
 	}
-	got, err := stored.Merge(in)
+	got, err := stored.Merge(in, nil)
 	if err != nil {
 		t.Fatalf("a merge reaching exactly %d props: %v", waymark.MaxProps, err)
 	}
@@ -206,7 +206,7 @@ func TestMergeAtThePropsLimit(t *testing.T) {
 		t.Fatalf("merged %d props: plan=%v k7=%v", len(got.Props), got.Props["plan"], got.Props["k7"])
 	}
 	in.Props["one-more"] = true
-	if _, err := stored.Merge(in); err == nil {
+	if _, err := stored.Merge(in, nil); err == nil {
 		t.Fatalf("a merge reaching %d props was accepted", waymark.MaxProps+1)
 	}
 }

@@ -288,7 +288,8 @@ func (r *IdentifyRequest) Validate() error {
 
 // ValidateProps checks a props object: at most MaxProps keys of the allowed
 // shape, and values within the size and nesting limits. A null value (delete
-// this key) is allowed at the top level only.
+// this key) and an attribute operation (see MergeProps) are allowed at the
+// top level only.
 func ValidateProps(field string, props map[string]any) error {
 	if len(props) > MaxProps {
 		return Invalid(field, "more than %d props", MaxProps)
@@ -298,6 +299,12 @@ func ValidateProps(field string, props map[string]any) error {
 			return err
 		}
 		if props[k] == nil {
+			continue
+		}
+		if _, _, isOp := operation(props[k]); isOp {
+			if err := validOperation(field+"."+k, props[k].(map[string]any)); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := validValue(field+"."+k, props[k], 1); err != nil {

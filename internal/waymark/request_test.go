@@ -202,7 +202,7 @@ func TestProfileMerge(t *testing.T) {
 	stored := Profile{Email: &email, Props: map[string]any{"plan": "free", "seats": json.Number("3")}}
 	var in UserInput
 	decode(t, `{"username":"u","email":null,"firstname":"Ada","props":{"plan":"pro","seats":null,"new":true}}`, &in)
-	got, err := stored.Merge(in)
+	got, err := stored.Merge(in, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestProfileMerge(t *testing.T) {
 		full.Props["k"+itoa(i)] = 1
 	}
 	decode(t, `{"username":"u","props":{"one_more":1}}`, &in)
-	if _, err := full.Merge(in); err == nil {
+	if _, err := full.Merge(in, nil); err == nil {
 		t.Fatal("merge past MaxProps accepted")
 	}
 }

@@ -35,10 +35,9 @@ func (u *User) Expired(now time.Time) bool {
 }
 
 // Merge applies an identify's user object to the stored profile: standard
-// fields given replace the stored ones (null clears them); props merge key by
-// key, a null value deleting that key. It refuses a merge that would leave
-// more than MaxProps props.
-func (p Profile) Merge(in UserInput) (Profile, error) {
+// fields given replace the stored ones (null clears them); props merge by
+// MergeProps under the workspace's allow-list of user prop keys.
+func (p Profile) Merge(in UserInput, allowed AllowList) (Profile, error) {
 	out := p
 	apply := func(dst **string, n Nullable) {
 		switch {
@@ -55,23 +54,11 @@ func (p Profile) Merge(in UserInput) (Profile, error) {
 	apply(&out.Lastname, in.Lastname)
 	apply(&out.Role, in.Role)
 	apply(&out.SignUpAt, in.SignUpAt)
-	if len(in.Props) > 0 {
-		merged := make(map[string]any, len(p.Props)+len(in.Props))
-		for k, v := range p.Props {
-			merged[k] = v
-		}
-		for k, v := range in.Props {
-			if v == nil {
-				delete(merged, k)
-			} else {
-				merged[k] = v
-			}
-		}
-		if len(merged) > MaxProps {
-			return Profile{}, Invalid("user.props", "more than %d props once merged with the stored ones", MaxProps)
-		}
-		out.Props = merged
+	props, err := MergeProps("user.props", p.Props, in.Props, allowed)
+	if err != nil {
+		return Profile{}, err
 	}
+	out.Props = props
 	return out, nil
 }
 

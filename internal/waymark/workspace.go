@@ -25,6 +25,10 @@ type Workspace struct {
 	Origins       []string
 	RetentionDays int
 	Disabled      bool
+	// AllowedProps and AllowedGroupProps are the user and group prop keys
+	// the workspace stores (data minimization); empty allows any.
+	AllowedProps      AllowList
+	AllowedGroupProps AllowList
 	// HMACSecret is shared with the customer's server, which signs usernames
 	// with it. Its bytes are the printed secret's characters.
 	HMACSecret string
@@ -195,10 +199,18 @@ func (w *Workspace) UserKey(username string) string {
 // identify of every page load does, only records the visit: it needs
 // neither the stored profile nor a data key. Keyed by the user-key secret
 // so that a table dump cannot test guesses of a profile against it.
+//
+// An input with an attribute operation has no digest (""): applying it twice
+// is two changes. The allow-list is part of the digest, so that the first
+// identify after it changes writes the profile within it.
 func (w *Workspace) IdentifyDigest(in UserInput) string {
+	if HasOperations(in.Props) {
+		return ""
+	}
 	mac := hmac.New(sha256.New, w.UserKeySecret)
 	mac.Write([]byte("identify-input\x00"))
 	mac.Write(in.canonical())
+	mac.Write([]byte("\x00allowed\x00" + strings.Join(w.AllowedProps, ",")))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
 }
 
