@@ -64,8 +64,15 @@ func TestLocalEndToEnd(t *testing.T) {
 		t.Fatalf("workspace create printed %q (%v)", out, err)
 	}
 
+	// Data minimization, set before the API reads (and caches) the workspace.
+	if _, err := cli(t, "--local", "workspace", "update", created.Code, "--allowed-props", "seats,plan"); err != nil {
+		t.Fatal(err)
+	}
 	user := "ada@example.com"
-	post(t, dev.State.API+"/v1/identify", `{"workspace":"`+created.Code+`","user":{"username":"`+user+`","firstname":"Ada","props":{"plan":"pro"}}}`)
+	answer := post(t, dev.State.API+"/v1/identify", `{"workspace":"`+created.Code+`","user":{"username":"`+user+`","firstname":"Ada","props":{"plan":"pro","seats":{"$add":2},"company":"Acme"}}}`)
+	if ignored, _ := json.Marshal(answer["ignored"]); string(ignored) != `["company"]` {
+		t.Errorf("identify answered ignored %s, want [\"company\"]", ignored)
+	}
 	post(t, dev.State.API+"/v1/events", `{"workspace":"`+created.Code+`","username":"`+user+`","events":[{"id":"e1","content":"tour","contentId":"welcome","action":"finished","at":"2026-01-01T00:00:00Z"}]}`)
 	post(t, dev.State.API+"/v1/feedback", `{"workspace":"`+created.Code+`","username":"`+user+`","text":"Lovely tour"}`)
 
@@ -73,17 +80,20 @@ func TestLocalEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"username": "ada@example.com"`, `"firstname": "Ada"`, `"plan": "pro"`, `"welcome"`, `"text": "Lovely tour"`} {
+	for _, want := range []string{`"username": "ada@example.com"`, `"firstname": "Ada"`, `"plan": "pro"`, `"seats": 2`, `"welcome"`, `"text": "Lovely tour"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("export lacks %s:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "Acme") {
+		t.Errorf("export holds a prop outside the allow-list:\n%s", out)
 	}
 	out, err = cli(t, "--local", "feedback", "list", "--workspace", created.Code, "--json")
 	if err != nil || !strings.Contains(out, "Lovely tour") {
 		t.Fatalf("feedback list: %q %v", out, err)
 	}
 	out, err = cli(t, "--local", "workspace", "show", created.Code)
-	if err != nil || !strings.Contains(out, "90 days of inactivity") {
+	if err != nil || !strings.Contains(out, "90 days of inactivity") || !strings.Contains(out, "plan, seats") {
 		t.Fatalf("workspace show: %q %v", out, err)
 	}
 

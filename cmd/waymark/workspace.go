@@ -148,6 +148,10 @@ type workspaceView struct {
 	RetentionDays        int       `json:"retentionDays"`
 	Disabled             bool      `json:"disabled"`
 	Keys                 []keyView `json:"keys"`
+	// AllowedProps and AllowedGroupProps are the prop keys stored (data
+	// minimization); empty: any.
+	AllowedProps      []string `json:"allowedProps"`
+	AllowedGroupProps []string `json:"allowedGroupProps"`
 }
 
 type keyView struct {
@@ -158,7 +162,8 @@ type keyView struct {
 
 func viewOf(ws *waymark.Workspace) workspaceView {
 	v := workspaceView{Code: ws.Code, Name: ws.Name, CreatedAt: waymark.FormatTime(ws.CreatedAt), IdentityVerification: ws.IdentityVerification,
-		HMACExpiration: string(ws.HMACExpiration), Origins: append([]string{}, ws.Origins...), RetentionDays: ws.RetentionDays, Disabled: ws.Disabled, Keys: []keyView{}}
+		HMACExpiration: string(ws.HMACExpiration), Origins: append([]string{}, ws.Origins...), RetentionDays: ws.RetentionDays, Disabled: ws.Disabled, Keys: []keyView{},
+		AllowedProps: append([]string{}, ws.AllowedProps...), AllowedGroupProps: append([]string{}, ws.AllowedGroupProps...)}
 	for _, k := range ws.Keys {
 		v.Keys = append(v.Keys, keyView{ID: k.ID, CreatedAt: waymark.FormatTime(k.CreatedAt), RevokedAt: waymark.FormatTime(k.RevokedAt)})
 	}
@@ -185,6 +190,7 @@ func printWorkspace(stdout io.Writer, ws *waymark.Workspace, asJSON bool) error 
 	}
 	fmt.Fprintf(tw, "code\t%s\nname\t%s\ncreated\t%s\nidentity verification\t%v\nhmac message\t%s\norigins\t%s\nretention\t%s\ndisabled\t%v\n",
 		v.Code, v.Name, v.CreatedAt, v.IdentityVerification, hmacMessage, origins, retention, v.Disabled)
+	fmt.Fprintf(tw, "allowed props\t%s\nallowed group props\t%s\n", allowListText(v.AllowedProps), allowListText(v.AllowedGroupProps))
 	for _, k := range v.Keys {
 		state := "active"
 		if k.RevokedAt != "" {
@@ -263,10 +269,18 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 	verify := fs.String("identity-verification", "", "on or off")
 	hmacExpiration := fs.String("hmac-expiration", "", "message form of identity verification: required (username|expiration), none (username) or optional (both; legacy, ambiguous)")
 	retention := fs.Int("retention", -1, "days of inactivity after which a user's data expires (0: kept)")
+	var allowedProps, allowedGroupProps allowListFlag
+	fs.Var(&allowedProps, "allowed-props", "comma-separated user prop keys stored; others are ignored (\"\" or \"-\": any)")
+	fs.Var(&allowedGroupProps, "allowed-group-props", "comma-separated group prop keys stored; others are ignored (\"\" or \"-\": any)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
 		return err
+	}
+	for _, f := range []*allowListFlag{&allowedProps, &allowedGroupProps} {
+		if f.err != nil {
+			return usageError("workspace update: %s", waymark.AsError(f.err).Message)
+		}
 	}
 	if *verify != "" && *verify != "on" && *verify != "off" {
 		return usageError("workspace update: --identity-verification takes on or off")
@@ -277,8 +291,8 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 			return usageError("workspace update: --hmac-expiration takes required, none or optional")
 		}
 	}
-	if *origins == "" && *verify == "" && expiration == "" && *retention < 0 {
-		return usageError("workspace update: nothing to change (--origins, --identity-verification, --hmac-expiration, --retention)")
+	if *origins == "" && *verify == "" && expiration == "" && *retention < 0 && !allowedProps.set && !allowedGroupProps.set {
+		return usageError("workspace update: nothing to change (--origins, --identity-verification, --hmac-expiration, --retention, --allowed-props, --allowed-group-props)")
 	}
 	ws, err := changeWorkspace(ctx, g, code, func(ws *waymark.Workspace) error {
 		switch *origins {
@@ -300,6 +314,12 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 		}
 		if *retention >= 0 {
 			ws.RetentionDays = *retention
+		}
+		if allowedProps.set {
+			ws.AllowedProps = allowedProps.keys
+		}
+		if allowedGroupProps.set {
+			ws.AllowedGroupProps = allowedGroupProps.keys
 		}
 		return nil
 	})
@@ -387,4 +407,30 @@ func runWorkspaceDisable(ctx context.Context, g globals, args []string, stdout, 
 	}
 	_, err = fmt.Fprintf(stdout, "workspace %s disabled: every call answers 403 workspace_disabled (within 30 s on warm functions)\n", code)
 	return err
+}
+
+// allowListFlag is an allow-list of prop keys given on the command line:
+// whether it was given at all (an empty one allows any key), and the keys.
+type allowListFlag struct {
+	set  bool
+	keys waymark.AllowList
+	err  error
+}
+
+func (f *allowListFlag) String() string { return strings.Join(f.keys, ",") }
+
+func (f *allowListFlag) Set(s string) error {
+	f.set, f.keys, f.err = true, nil, nil
+	if s == "-" {
+		return nil
+	}
+	f.keys, f.err = waymark.ValidateAllowList("allowed props", splitList(s))
+	return nil
+}
+
+func allowListText(keys []string) string {
+	if len(keys) == 0 {
+		return "(any)"
+	}
+	return strings.Join(keys, ", ")
 }

@@ -90,6 +90,9 @@ func (s *Store) userFromItem(ctx context.Context, ws *waymark.Workspace, item ma
 			return nil, fmt.Errorf("dynamo: user props: %w", err)
 		}
 	}
+	if err := s.applyPendingInputs(ctx, ws, u, item); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 
@@ -113,6 +116,9 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 	}
 	if u.InputDigest != "" {
 		item[attrLastInput] = str(u.InputDigest)
+	}
+	if len(u.Folded) > 0 {
+		item[attrPendingRequests] = foldedRequests(u)
 	}
 	for _, f := range profileFields {
 		if v := *profileField(&u.Profile, f); v != nil {
@@ -162,7 +168,8 @@ const VisitResolution = 24 * time.Hour
 // (a second round trip). Otherwise (changed input, new user, past its
 // retention) it returns the user opened and repeated false: the caller
 // merges and writes the profile over the version read, waymark.ErrNotFound
-// standing for a user not stored yet.
+// standing for a user not stored yet. An input without a digest (it holds
+// an attribute operation) is never a repeat.
 func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userKey, digest, requestID string, now time.Time) (*waymark.User, bool, error) {
 	key := map[string]types.AttributeValue{attrPK: str(userKey)}
 	read, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
@@ -177,7 +184,7 @@ func (s *Store) RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userK
 		return nil, false, waymark.ErrNotFound
 	}
 	seen := seenUser(userKey, digest, read.Item)
-	if getString(read.Item, attrLastInput) != digest || seen.Expired(now) {
+	if digest == "" || getString(read.Item, attrLastInput) != digest || seen.Expired(now) {
 		user, err := s.userFromItem(ctx, ws, read.Item)
 		return user, false, err
 	}
@@ -310,7 +317,7 @@ func (s *Store) TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *Se
 	// Expired: start over, keeping only the version counter so that a
 	// writer that read the expired item still conflicts.
 	replace := "SET username = :username, dk = :dk, firstSeenAt = :now, lastSeenAt = :now, v = v + :one"
-	remove := " REMOVE email, firstname, lastname, #role, signUpAt, props, " + attrLastInput
+	remove := " REMOVE email, firstname, lastname, #role, signUpAt, props, " + attrLastInput + ", " + attrPendingInputs + ", " + attrPendingRequests
 	if _, ok := values[":exp"]; ok {
 		replace += ", expiresAt = :exp"
 	} else {

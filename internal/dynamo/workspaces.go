@@ -78,6 +78,11 @@ func (s *Store) workspaceFromItem(ctx context.Context, item map[string]types.Att
 	if err := attributevalue.Unmarshal(item["origins"], &ws.Origins); err != nil && item["origins"] != nil {
 		return nil, fmt.Errorf("dynamo: workspace origins: %w", err)
 	}
+	for attr, list := range map[string]*waymark.AllowList{"allowedProps": &ws.AllowedProps, "allowedGroupProps": &ws.AllowedGroupProps} {
+		if err := attributevalue.Unmarshal(item[attr], list); err != nil && item[attr] != nil {
+			return nil, fmt.Errorf("dynamo: workspace %s: %w", attr, err)
+		}
+	}
 	var keys map[string]apiKeyItem
 	if err := attributevalue.Unmarshal(item["keys"], &keys); err != nil && item["keys"] != nil {
 		return nil, fmt.Errorf("dynamo: workspace keys: %w", err)
@@ -130,6 +135,11 @@ func (s *Store) PutWorkspace(ctx context.Context, ws *waymark.Workspace) error {
 		"keys":                 keysAV,
 		attrDataKey:            &types.AttributeValueMemberB{Value: sealer.key.Wrapped},
 		attrVersion:            number(ws.Version + 1),
+	}
+	for attr, list := range map[string]waymark.AllowList{"allowedProps": ws.AllowedProps, "allowedGroupProps": ws.AllowedGroupProps} {
+		if len(list) > 0 {
+			item[attr] = &types.AttributeValueMemberSS{Value: list}
+		}
 	}
 	cond := "attribute_not_exists(code)"
 	values := map[string]types.AttributeValue(nil)

@@ -22,6 +22,7 @@ type Store interface {
 	RepeatIdentify(ctx context.Context, ws *waymark.Workspace, userKey, digest, requestID string, now time.Time) (*waymark.User, bool, error)
 	PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) error
 	UserWrittenBy(ctx context.Context, userKey, requestID string) (bool, error)
+	RecordPendingInput(ctx context.Context, ws *waymark.Workspace, userKey string, in waymark.UserInput, requestID string, now time.Time) error
 	SealUsername(ctx context.Context, ws *waymark.Workspace, userKey, username string) (*dynamo.SealedUsername, error)
 	TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *dynamo.SealedUsername, now time.Time) error
 	LoadState(ctx context.Context, userKey string, consistent bool) ([]*waymark.ContentItem, error)
@@ -114,6 +115,8 @@ type UserSeen struct {
 type IdentifyResult struct {
 	User  UserSeen      `json:"user"`
 	State waymark.State `json:"state"`
+	// Ignored lists the prop keys the workspace's allow-list kept out.
+	Ignored []string `json:"ignored,omitempty"`
 }
 
 // Identify upserts the user information object and returns the user's state.
@@ -172,7 +175,7 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 			// Past its retention: start over, over the same item.
 			user = &waymark.User{Key: userKey, Version: user.Version}
 		}
-		profile, err := user.Profile.Merge(in)
+		profile, err := user.Profile.Merge(in, ws.AllowedProps)
 		if err != nil {
 			wg.Wait()
 			return nil, err
@@ -197,6 +200,15 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 		} else if mine {
 			break
 		}
+		// Another writer won the item: record the input beside it rather
+		// than read and race again (dynamo.RecordPendingInput). The item
+		// may not take it; then the race goes on.
+		if err := s.store.RecordPendingInput(ctx, ws, userKey, in, call.RequestID, now); err == nil {
+			break
+		} else if !errors.Is(err, waymark.ErrConflict) {
+			wg.Wait()
+			return nil, err
+		}
 		if attempt >= s.opts.MaxAttempts {
 			wg.Wait()
 			return nil, waymark.ErrUnavailable("too much contention on this user")
@@ -209,8 +221,9 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 		return nil, refreshErr
 	}
 	return &IdentifyResult{
-		User:  UserSeen{FirstSeenAt: waymark.FormatTime(user.FirstSeenAt), LastSeenAt: waymark.FormatTime(user.LastSeenAt)},
-		State: waymark.StateOf(items),
+		User:    UserSeen{FirstSeenAt: waymark.FormatTime(user.FirstSeenAt), LastSeenAt: waymark.FormatTime(user.LastSeenAt)},
+		State:   waymark.StateOf(items),
+		Ignored: waymark.IgnoredProps(in.Props, ws.AllowedProps),
 	}, nil
 }
 

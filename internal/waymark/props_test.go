@@ -150,3 +150,17 @@ func TestIdentifyDigestOfOperations(t *testing.T) {
 		t.Fatal("a changed allow-list keeps the digest: the profile would not be brought within it")
 	}
 }
+
+func TestUserInputEncodesBack(t *testing.T) {
+	body := `{"username":"u","email":null,"role":"admin","props":{"n":{"$add":1.5},"gone":null}}`
+	var in, again UserInput
+	decode(t, body, &in)
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode(t, string(b), &again)
+	if !reflect.DeepEqual(in, again) {
+		t.Fatalf("encoded %s: decodes to %+v, want %+v", b, again, in)
+	}
+}

@@ -45,15 +45,26 @@ func (n *Nullable) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// UserInput is the user information object sent to identify.
+// MarshalJSON writes the field back as it came: null or its string (an
+// absent field is left out by omitzero).
+func (n Nullable) MarshalJSON() ([]byte, error) {
+	if n.Null {
+		return []byte("null"), nil
+	}
+	return json.Marshal(n.Value)
+}
+
+// UserInput is the user information object sent to identify. It encodes
+// back to the JSON it was decoded from (a user's input waiting to be
+// applied is stored so).
 type UserInput struct {
 	Username  string         `json:"username"`
-	Email     Nullable       `json:"email"`
-	Firstname Nullable       `json:"firstname"`
-	Lastname  Nullable       `json:"lastname"`
-	Role      Nullable       `json:"role"`
-	SignUpAt  Nullable       `json:"signUpAt"`
-	Props     map[string]any `json:"props"`
+	Email     Nullable       `json:"email,omitzero"`
+	Firstname Nullable       `json:"firstname,omitzero"`
+	Lastname  Nullable       `json:"lastname,omitzero"`
+	Role      Nullable       `json:"role,omitzero"`
+	SignUpAt  Nullable       `json:"signUpAt,omitzero"`
+	Props     map[string]any `json:"props,omitempty"`
 }
 
 // canonical encodes the input so that inputs that merge alike encode alike:

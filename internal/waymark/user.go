@@ -27,6 +27,11 @@ type User struct {
 	// InputDigest is the Workspace.IdentifyDigest of the last identify
 	// input applied to the profile.
 	InputDigest string
+	// Folded are the request ids of the inputs that identifies which lost
+	// the race for the user recorded beside it, most recent last; the
+	// profile has them applied. Kept for a while so that a late repeat of
+	// one of those records is recognised.
+	Folded []string
 }
 
 // Expired reports whether the user outlived the workspace's retention.
