@@ -3,12 +3,19 @@ package apigw_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/waymarkhq/waymark/internal/apigw"
+	"github.com/waymarkhq/waymark/internal/schema"
+	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
+	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
 // exportedProps reads a user's props through the server API's export.
@@ -24,7 +31,7 @@ func exportedProps(t *testing.T, key, username string) map[string]any {
 
 // identifyInParallel sends one identify per writer at once, never retrying,
 // and reports the answers that were not 2xx and the latencies, sorted.
-func identifyInParallel(t *testing.T, code, username string, writers int, props func(w int) map[string]any) ([]string, []time.Duration) {
+func identifyInParallel(t *testing.T, hs map[string]apigw.Handler, code, username string, writers int, props func(w int) map[string]any) ([]string, []time.Duration) {
 	t.Helper()
 	var (
 		mu        sync.Mutex
@@ -36,7 +43,7 @@ func identifyInParallel(t *testing.T, code, username string, writers int, props 
 		wg.Go(func() {
 			body := mustJSON(map[string]any{"workspace": code, "user": map[string]any{"username": username, "props": props(w)}})
 			began := time.Now()
-			r := invoke(t, "identify", body)
+			r := invokeWith(t, hs, "identify", body, nil)
 			took := time.Since(began)
 			mu.Lock()
 			defer mu.Unlock()
@@ -60,7 +67,7 @@ func TestParallelOperationsOnOneUserAreExact(t *testing.T) {
 	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
 	user := uniqueUser(t)
 
-	failed, latencies := identifyInParallel(t, ws.Code, user, writers, func(int) map[string]any {
+	failed, latencies := identifyInParallel(t, handlers, ws.Code, user, writers, func(int) map[string]any {
 		return map[string]any{"seats": map[string]any{"$add": 1}}
 	})
 	t.Logf("%d writers, new user: %d non-2xx, p50 %v, max %v", writers, len(failed), latencies[len(latencies)/2].Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond))
@@ -71,7 +78,7 @@ func TestParallelOperationsOnOneUserAreExact(t *testing.T) {
 		t.Fatalf("seats = %v after %d parallel $add 1, want %d", got, writers, writers)
 	}
 
-	failed, latencies = identifyInParallel(t, ws.Code, user, writers, func(w int) map[string]any {
+	failed, latencies = identifyInParallel(t, handlers, ws.Code, user, writers, func(w int) map[string]any {
 		return map[string]any{"seats": map[string]any{"$add": 1}, "tags": map[string]any{"$append": []any{fmt.Sprintf("tag-%d", w), "shared"}}}
 	})
 	t.Logf("%d writers, stored user: %d non-2xx, p50 %v, max %v", writers, len(failed), latencies[len(latencies)/2].Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond))
@@ -192,5 +199,76 @@ func TestAllowListKeepsPropsOut(t *testing.T) {
 	r = server(t, "POST /v1/server/identify", key, mustJSON(map[string]any{"user": map[string]any{"username": user, "props": map[string]any{"mood": "cheerful-today"}}}), nil)
 	if got := mustJSON(r.Body["ignored"]); r.Status != 200 || got != `["mood"]` {
 		t.Errorf("server identify: %d ignored %s", r.Status, got)
+	}
+}
+
+// Each identify writes the user item over the version it read at most once:
+// a loser of that race records its input beside the item instead of reading
+// and racing again. So even a service allowed a single attempt answers every
+// one of 25 parallel writers.
+func TestOneAttemptServesEveryParallelWriter(t *testing.T) {
+	const writers = 25
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	cfg := stack.Config()
+	dbClient, kmsClient, err := cfg.Clients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
+	hs := apigw.New(service.New(store, service.Options{MaxAttempts: 1}), wiring.Logger(&logBuffer, "info")).Handlers()
+	user := uniqueUser(t)
+	for round := 1; round <= 2; round++ {
+		failed, _ := identifyInParallel(t, hs, ws.Code, user, writers, func(int) map[string]any {
+			return map[string]any{"seats": map[string]any{"$add": 1}}
+		})
+		if len(failed) > 0 {
+			t.Fatalf("round %d: %d of %d answers were not 2xx, e.g. %s", round, len(failed), writers, failed[0])
+		}
+	}
+	if got := exportedProps(t, key, user)["seats"]; got != float64(2*writers) {
+		t.Fatalf("seats = %v, want %d", got, 2*writers)
+	}
+}
+
+// The loser of the race records its input beside the item; that update's
+// answer is lost after it was applied, and the SDK's retry finds the input
+// recorded by this very request: it applies once.
+func TestPendingInputRetriedBySDKAppliesOnce(t *testing.T) {
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	user := uniqueUser(t)
+	identify := func(hs map[string]apigw.Handler, add int) {
+		t.Helper()
+		body := mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "props": map[string]any{"seats": map[string]any{"$add": add}}}})
+		if r := invokeWith(t, hs, "identify", body, nil); r.Status != 200 {
+			t.Fatalf("identify: %d %v", r.Status, r.Body)
+		}
+	}
+	identify(handlers, 1)
+	usersTable := stack.Tables[schema.UsersTable]
+	var raced, dropped atomic.Bool
+	faults := &faultyTransport{hook: func(req *http.Request, op, body string) (*http.Response, error) {
+		if !strings.Contains(body, usersTable) {
+			return nil, nil
+		}
+		if op == "PutItem" && raced.CompareAndSwap(false, true) {
+			identify(handlers, 10)
+		}
+		if op == "UpdateItem" && strings.Contains(body, "list_append") && dropped.CompareAndSwap(false, true) {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			resp.Body.Close()
+			return nil, errConnectionReset
+		}
+		return nil, nil
+	}}
+	hs, _ := faultyGraph(t, faults, nil)
+	identify(hs, 5)
+	if !dropped.Load() {
+		t.Fatal("the input was not recorded beside the item")
+	}
+	if got := exportedProps(t, key, user)["seats"]; got != float64(16) {
+		t.Fatalf("seats = %v, want 16 (1 + 10 + 5, the retried record applied once)", got)
 	}
 }
