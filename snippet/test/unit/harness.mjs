@@ -27,6 +27,7 @@ export function open({ storage = new Map(), answer = defaultAnswer, stub, crypto
   const page = {
     requests: [],
     errors: [],
+    warnings: [],
     delays: [], // every delay the snippet asked setTimeout for
     storage,
     answer,
@@ -54,7 +55,7 @@ export function open({ storage = new Map(), answer = defaultAnswer, stub, crypto
     },
   };
   const win = {
-    console: { error: (...args) => page.errors.push(args.join(' ')) },
+    console: { error: (...args) => page.errors.push(args.join(' ')), warn: (...args) => page.warnings.push(args.join(' ')) },
     localStorage: {
       getItem: (k) => (storage.has(k) ? storage.get(k) : null),
       setItem: (k, v) => storage.set(k, String(v)),

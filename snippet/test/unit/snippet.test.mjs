@@ -438,3 +438,21 @@ test('an init replaced before its answer resolves to no state; the new caller go
   assert.deepEqual(plain(await second), {});
   assert.deepEqual(page.requests.map((r) => r.body.user.username), ['grace']);
 });
+
+test('prop keys the workspace does not store are reported once per key and page', async () => {
+  const ignored = [['company'], ['company', 'notes'], undefined];
+  const page = open({
+    answer: (req) => req.path === '/v1/identify'
+      ? response(200, { user: { firstSeenAt: 'x', lastSeenAt: 'y' }, state: {}, ignored: ignored.shift() })
+      : defaultAnswer(req),
+  });
+  await ready(page);
+  await ready(page, { user: { username: 'grace@example.com' } });
+  await ready(page);
+  assert.equal(page.requests.filter((r) => r.path === '/v1/identify').length, 3);
+  assert.deepEqual(page.warnings, [
+    "waymark: user.props.company is not stored: the workspace's allow-list of props leaves it out",
+    "waymark: user.props.notes is not stored: the workspace's allow-list of props leaves it out",
+  ]);
+  assert.deepEqual(page.errors, [], 'an ignored key is no error');
+});
