@@ -195,6 +195,10 @@ func run(rc runConfig) error {
 		res.contention = append(res.contention, c)
 		progress("contention: %d writers on one content item", writers)
 	}
+	if res.adds, err = addContention(ctx, contGraph, w); err != nil {
+		return err
+	}
+	progress("contention: %d writers of $add on one user", addWriters)
 
 	res.elapsed = time.Since(began)
 	table := res.render()
