@@ -136,7 +136,10 @@ func (s *Service) Identify(ctx context.Context, call Call, req *waymark.Identify
 // a returning user's page loads): the reads of the user and of the state,
 // side by side. The day's first visit adds a conditional write of
 // lastSeenAt (see dynamo.VisitResolution). Otherwise the user read is
-// merged and written over the version read: two round trips.
+// merged and written over the version read: two round trips. A writer that
+// loses that race records its input beside the item instead of racing
+// again (dynamo.RecordPendingInput), so parallel identifies of one user,
+// and the attribute operations they carry, each apply exactly once.
 func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace, in waymark.UserInput) (*IdentifyResult, error) {
 	userKey := ws.UserKey(in.Username)
 	digest := ws.IdentifyDigest(in)
