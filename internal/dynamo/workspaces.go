@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -82,6 +83,9 @@ func (s *Store) workspaceFromItem(ctx context.Context, item map[string]types.Att
 		if err := attributevalue.Unmarshal(item[attr], list); err != nil && item[attr] != nil {
 			return nil, fmt.Errorf("dynamo: workspace %s: %w", attr, err)
 		}
+		// A string set comes back in no particular order; the identify
+		// digest hashes the list.
+		slices.Sort(*list)
 	}
 	var keys map[string]apiKeyItem
 	if err := attributevalue.Unmarshal(item["keys"], &keys); err != nil && item["keys"] != nil {
