@@ -11,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/waymarkhq/waymark/internal/apigw"
+	"github.com/waymarkhq/waymark/internal/dynamo"
+	"github.com/waymarkhq/waymark/internal/envelope"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
@@ -270,5 +274,55 @@ func TestPendingInputRetriedBySDKAppliesOnce(t *testing.T) {
 	}
 	if got := exportedProps(t, key, user)["seats"]; got != float64(16) {
 		t.Fatalf("seats = %v, want 16 (1 + 10 + 5, the retried record applied once)", got)
+	}
+}
+
+// An instance that seals under another data key than the user item's (here
+// one that does not share the workspace's published key) records its input
+// with its own key beside it, and every reader opens it.
+func TestPendingInputUnderAnotherDataKey(t *testing.T) {
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	user := uniqueUser(t)
+	identify := func(hs map[string]apigw.Handler, add int) {
+		t.Helper()
+		body := mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "props": map[string]any{"seats": map[string]any{"$add": add}}}})
+		if r := invokeWith(t, hs, "identify", body, nil); r.Status != 200 {
+			t.Fatalf("identify: %d %v", r.Status, r.Body)
+		}
+	}
+	identify(handlers, 1)
+	usersTable := stack.Tables[schema.UsersTable]
+	var raced atomic.Bool
+	var records atomic.Int64
+	faults := &faultyTransport{hook: func(_ *http.Request, op, body string) (*http.Response, error) {
+		if !strings.Contains(body, usersTable) {
+			return nil, nil
+		}
+		if op == "PutItem" && raced.CompareAndSwap(false, true) {
+			identify(handlers, 10)
+		}
+		if op == "UpdateItem" && strings.Contains(body, "list_append") {
+			records.Add(1)
+		}
+		return nil, nil
+	}}
+	cfg := recordedConfig()
+	dbClient, kmsClient, err := cfg.Clients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbClient = dynamodb.New(dbClient.Options(), func(o *dynamodb.Options) { o.HTTPClient = faults })
+	store := dynamo.New(dbClient, envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{}), cfg.Tables)
+	hs := apigw.New(service.New(store, service.Options{}), wiring.Logger(&logBuffer, "info")).Handlers()
+	identify(hs, 5)
+	if n := records.Load(); n != 2 {
+		t.Fatalf("%d records of the input, want 2 (without its key, refused; then with it)", n)
+	}
+	if got := exportedProps(t, key, user)["seats"]; got != float64(16) {
+		t.Fatalf("seats = %v, want 16", got)
+	}
+	identify(handlers, 100)
+	if got := exportedProps(t, key, user)["seats"]; got != float64(116) {
+		t.Fatalf("seats = %v after the fold, want 116", got)
 	}
 }

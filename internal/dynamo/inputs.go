@@ -51,11 +51,12 @@ const (
 	keptFoldedRequests = 64
 )
 
-// pendingInput is one entry of `pin`: an identify input sealed under a data
-// key of its own (the item's may be another instance's), bound to the item
-// and the request that recorded it.
+// pendingInput is one entry of `pin`: an identify input (without the
+// username) sealed under the item's data key or one of its own, bound to
+// the item and the request that recorded it.
 type pendingInput struct {
-	DataKey []byte `dynamodbav:"dk"`
+	// DataKey is left out when the entry is sealed under the item's dk.
+	DataKey []byte `dynamodbav:"dk,omitempty"`
 	Input   []byte `dynamodbav:"in"`
 	Request string `dynamodbav:"req"`
 }
@@ -70,6 +71,8 @@ func pendingInputAAD(userKey, requestID string) []byte {
 // take it (no item, past its retention, too many inputs waiting, the input
 // too large): the caller writes the user over instead.
 func (s *Store) RecordPendingInput(ctx context.Context, ws *waymark.Workspace, userKey string, in waymark.UserInput, requestID string, now time.Time) error {
+	// The item names the user already.
+	in.Username = ""
 	plain, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("dynamo: pending input: %w", err)
@@ -81,15 +84,10 @@ func (s *Store) RecordPendingInput(ctx context.Context, ws *waymark.Workspace, u
 	if err != nil {
 		return err
 	}
-	entry, err := attributevalue.Marshal([]pendingInput{{
-		DataKey: sealer.key.Wrapped, Input: sealer.key.Seal(pendingInputAAD(userKey, requestID), plain), Request: requestID,
-	}})
-	if err != nil {
-		return fmt.Errorf("dynamo: pending input: %w", err)
-	}
+	entry := pendingInput{Input: sealer.key.Seal(pendingInputAAD(userKey, requestID), plain), Request: requestID}
 	values := map[string]types.AttributeValue{
-		":in": entry, ":none": &types.AttributeValueMemberL{Value: []types.AttributeValue{}},
-		":req": str(requestID), ":reqs": &types.AttributeValueMemberL{Value: []types.AttributeValue{str(requestID)}},
+		":none": &types.AttributeValueMemberL{Value: []types.AttributeValue{}},
+		":req":  str(requestID), ":reqs": &types.AttributeValueMemberL{Value: []types.AttributeValue{str(requestID)}},
 		":now": str(waymark.FormatTime(now)), ":nowUnix": number(now.Unix()), ":one": number(1),
 		":max": number(maxPendingInputs),
 	}
@@ -103,29 +101,52 @@ func (s *Store) RecordPendingInput(ctx context.Context, ws *waymark.Workspace, u
 	} else {
 		remove += ", " + rm
 	}
+	cond := "attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR expiresAt >= :nowUnix)" +
+		" AND (attribute_not_exists(pin) OR size(pin) < :max) AND NOT contains(pinReq, :req)"
 	key := map[string]types.AttributeValue{attrPK: str(userKey)}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        s.table(schema.UsersTable),
-		Key:              key,
-		UpdateExpression: aws.String(update + " REMOVE " + remove),
-		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(expiresAt) OR expiresAt >= :nowUnix)" +
-			" AND (attribute_not_exists(pin) OR size(pin) < :max) AND NOT contains(pinReq, :req)"),
-		ExpressionAttributeValues: values,
-	})
-	if err = mapError("record pending input", err); !errors.Is(err, waymark.ErrConflict) {
-		return err
-	}
-	// Our own record, applied but unanswered and retried by the SDK, or
-	// an item that cannot take it.
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: s.table(schema.UsersTable), Key: key, ConsistentRead: aws.Bool(true),
-		ProjectionExpression: aws.String(attrPendingRequests),
-	})
-	if err != nil {
-		return mapError("get user", err)
-	}
-	if slices.Contains(pendingRequests(out.Item), requestID) {
-		return nil
+	// Every write of the item is charged by its size, so the entry leaves
+	// out its data key when it is the item's own (as it mostly is: function
+	// instances share the workspace's sealing key); only an item sealed
+	// under another key takes the entry with its key, on a second try.
+	for _, withKey := range []bool{false, true} {
+		entryCond := cond + " AND dk = :dk"
+		delete(values, ":dk")
+		if withKey {
+			entry.DataKey, entryCond = sealer.key.Wrapped, cond
+		} else {
+			values[":dk"] = &types.AttributeValueMemberB{Value: sealer.key.Wrapped}
+		}
+		av, err := attributevalue.Marshal([]pendingInput{entry})
+		if err != nil {
+			return fmt.Errorf("dynamo: pending input: %w", err)
+		}
+		values[":in"] = av
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 s.table(schema.UsersTable),
+			Key:                       key,
+			UpdateExpression:          aws.String(update + " REMOVE " + remove),
+			ConditionExpression:       aws.String(entryCond),
+			ExpressionAttributeValues: values,
+		})
+		if err = mapError("record pending input", err); !errors.Is(err, waymark.ErrConflict) {
+			return err
+		}
+		// Our own record, applied but unanswered and retried by the SDK;
+		// an item sealed under another key; or one that cannot take it.
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: s.table(schema.UsersTable), Key: key, ConsistentRead: aws.Bool(true),
+			ProjectionExpression: aws.String(attrPendingRequests + ", " + attrDataKey),
+		})
+		if err != nil {
+			return mapError("get user", err)
+		}
+		if slices.Contains(pendingRequests(out.Item), requestID) {
+			return nil
+		}
+		dk, ok := out.Item[attrDataKey].(*types.AttributeValueMemberB)
+		if !ok || bytes.Equal(dk.Value, sealer.key.Wrapped) {
+			break
+		}
 	}
 	return waymark.ErrConflict
 }
@@ -155,7 +176,15 @@ func (s *Store) applyPendingInputs(ctx context.Context, ws *waymark.Workspace, u
 		return fmt.Errorf("dynamo: pending inputs: %w", err)
 	}
 	for _, p := range pend {
-		key, err := s.sealer.OpeningKey(ctx, ws.Code, p.DataKey)
+		wrapped := p.DataKey
+		if len(wrapped) == 0 {
+			dk, _ := item[attrDataKey].(*types.AttributeValueMemberB)
+			if dk == nil {
+				return fmt.Errorf("dynamo: user item has pending inputs but no data key")
+			}
+			wrapped = dk.Value
+		}
+		key, err := s.sealer.OpeningKey(ctx, ws.Code, wrapped)
 		if err != nil {
 			return mapSealError(err)
 		}
