@@ -15,7 +15,6 @@
   const listeners = [];
   const waiting = []; // once() calls made before the first state
   const reported = {};
-  const warned = {};
   const memory = {};
   let early = []; // tracked before init
   let cfg = null;
@@ -32,15 +31,6 @@
     if (reported[code]) return;
     reported[code] = 1;
     w.console.error('waymark: ' + r.status + ' ' + code + (e.message ? ': ' + e.message : ''));
-  };
-  // Prop keys the workspace does not store (its allow-list), once per key
-  // and page: the page sends its user object on every identify.
-  const warnIgnored = (keys) => {
-    for (const k of Array.isArray(keys) ? keys : []) {
-      if (warned[k]) continue;
-      warned[k] = 1;
-      w.console.warn('waymark: user.props.' + k + ' is not stored: the workspace\'s allow-list of props leaves it out');
-    }
   };
 
   // Pending events stay in localStorage, per caller, until acknowledged: a
@@ -137,7 +127,7 @@
       c.identified = true;
       c.stateless = false;
       drop(batch);
-      if (path === '/v1/identify') warnIgnored(r.body?.ignored);
+      r.body?.ignored?.forEach((k) => reported[k = 'waymark: ignored ' + k] ||= (w.console.warn(k), 1));
       setState(r.body?.state);
       c.done(state);
     } else if (!s || s === 429 || s >= 500) {
