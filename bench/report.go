@@ -229,6 +229,10 @@ func (r *results) render() string {
    time, with no client retry, handlers in process on one instance. WRU per event: all the
    requests' write units over the events; ‡ = a conditional write that lost the race, priced
    at the largest write of the run (AWS charges the existing item's size; the item only grows).
+9. Parallel identifies of one user, each adding 1 to a prop with ` + "`$add`" + `, one request at a time, no
+   client retry, handlers in process on one instance; seats is the sum stored afterwards. A writer
+   that loses the race for the user item records its input beside it (a second write, which
+   grows the item until the next write folds the inputs in); WRU and ‡ as in 8.
 `)
 	return b.String()
 }
