@@ -54,6 +54,9 @@ type UserInput struct {
 	Role      Nullable       `json:"role"`
 	SignUpAt  Nullable       `json:"signUpAt"`
 	Props     map[string]any `json:"props"`
+	// Groups and Group are the user's memberships (Memberships).
+	Groups *[]GroupInput `json:"groups"`
+	Group  *GroupInput   `json:"group"`
 }
 
 // canonical encodes the input so that inputs that merge alike encode alike:
@@ -283,7 +286,10 @@ func (r *IdentifyRequest) Validate() error {
 			return Invalid("user.signUpAt", "not an RFC 3339 date-time")
 		}
 	}
-	return ValidateProps("user.props", r.User.Props)
+	if err := ValidateProps("user.props", r.User.Props); err != nil {
+		return err
+	}
+	return r.User.validGroups()
 }
 
 // ValidateProps checks a props object: at most MaxProps keys of the allowed

@@ -1,6 +1,10 @@
 package waymark
 
-import "time"
+import (
+	"errors"
+	"strings"
+	"time"
+)
 
 // Profile is the user information object besides the username. A nil field
 // is not stored.
@@ -27,6 +31,9 @@ type User struct {
 	// InputDigest is the Workspace.IdentifyDigest of the last identify
 	// input applied to the profile.
 	InputDigest string
+	// Groups are the keys (Workspace.GroupKey) of the groups the user
+	// belongs to.
+	Groups []string
 }
 
 // Expired reports whether the user outlived the workspace's retention.
@@ -73,6 +80,22 @@ func (p Profile) Merge(in UserInput) (Profile, error) {
 		out.Props = merged
 	}
 	return out, nil
+}
+
+// MergeProps merges props given in a call (a group's) into stored ones by
+// the very merge user props take (Profile.Merge), naming field instead of
+// user.props in its errors.
+func MergeProps(field string, stored, in map[string]any) (map[string]any, error) {
+	merged, err := Profile{Props: stored}.Merge(UserInput{Props: in})
+	var e *Error
+	if errors.As(err, &e) && strings.HasPrefix(e.Field, "user.props") {
+		renamed := field + strings.TrimPrefix(e.Field, "user.props")
+		return nil, &Error{Code: e.Code, Field: renamed, Message: renamed + strings.TrimPrefix(e.Message, e.Field)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return merged.Props, nil
 }
 
 // Feedback is one feedback message, with sealed values opened.

@@ -189,6 +189,16 @@ func (w *Workspace) UserKey(username string) string {
 	return w.Code + "#" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
+// GroupKey is the keyed hash that stands for a group id in the Groups
+// table's keys and on its members' user items. It cannot collide with a
+// user key: a username holds no control character.
+func (w *Workspace) GroupKey(id string) string {
+	mac := hmac.New(sha256.New, w.UserKeySecret)
+	mac.Write([]byte("group\x00"))
+	mac.Write([]byte(id))
+	return w.Code + "#" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
 // IdentifyDigest is a keyed hash of an identify input, stored with the user
 // it was applied to. Applying one input twice changes nothing (Merge), so
 // an identify that finds its digest on the user item, as the snippet's
@@ -199,6 +209,7 @@ func (w *Workspace) IdentifyDigest(in UserInput) string {
 	mac := hmac.New(sha256.New, w.UserKeySecret)
 	mac.Write([]byte("identify-input\x00"))
 	mac.Write(in.canonical())
+	mac.Write(in.canonicalGroups())
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
 }
 
