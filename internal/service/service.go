@@ -171,7 +171,7 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 	spawn(&wg, &refreshErr, func() error { return s.refreshRetention(ctx, ws, userKey, items, nil, now) })
 	memberships, named := in.Memberships()
 	var groupKeys []string
-	if repeated && userErr == nil && len(user.Groups) > 0 && waymark.FormatTime(user.LastSeenAt) == waymark.FormatTime(now) {
+	if repeated && userErr == nil && len(user.Groups) > 0 && ws.RetentionDays > 0 && user.LastSeenAt.Equal(now) {
 		// The day's first visit moved the user's expiry: its memberships
 		// and groups follow.
 		spawn(&wg, &groupsErr, func() error { return s.store.RefreshGroupsExpiry(ctx, userKey, user.Groups, ws.ExpiresAt(now)) })
