@@ -386,3 +386,89 @@ func TestGroupRetention(t *testing.T) {
 		t.Fatalf("members after a repeated identify: %d", n)
 	}
 }
+
+// The groups' limits of the README's "Limits" table at their edges: the
+// maximum is accepted, one more refused naming the field.
+func TestGroupLimitsAtTheirEdges(t *testing.T) {
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	groups := func(n int, id func(i int) string) []any {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = map[string]any{"id": id(i)}
+		}
+		return out
+	}
+	edges := []struct {
+		name  string
+		max   int
+		send  func(t *testing.T, n int) response
+		field string
+	}{
+		{"groups per user", waymark.MaxGroupsPerUser, func(t *testing.T, n int) response {
+			return invoke(t, "identify", mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": uniqueUser(t),
+				"groups": groups(n, func(i int) string { return fmt.Sprintf("edge-group-%d", i) })}}))
+		}, "user.groups"},
+		{"group id characters", waymark.MaxIDChars, func(t *testing.T, n int) response {
+			return server(t, "POST /v1/server/identify", key, mustJSON(map[string]any{"user": map[string]any{"username": uniqueUser(t),
+				"group": map[string]any{"id": strings.Repeat("é", n)}}}), nil)
+		}, "user.group.id"},
+		{"group ids per erasure", waymark.MaxGroupsPerCall, func(t *testing.T, n int) response {
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("edge-erased-%d", i)
+			}
+			return server(t, "POST /v1/server/groups/delete", key, mustJSON(map[string]any{"ids": ids}), nil)
+		}, "ids"},
+	}
+	for _, e := range edges {
+		t.Run(e.name, func(t *testing.T) {
+			if r := e.send(t, e.max); r.Status != 200 {
+				t.Fatalf("at the limit %d: %d %v", e.max, r.Status, r.Body)
+			}
+			if r := e.send(t, e.max+1); r.Status != 400 || r.errorField() != e.field {
+				t.Fatalf("past the limit: %d field %q, want 400 field %q", r.Status, r.errorField(), e.field)
+			}
+		})
+	}
+}
+
+// Ten groups swapped for ten others is 21 writes, more than DynamoDB Local
+// takes in one transaction: the store splits them, and the user's groups
+// and the memberships still agree.
+func TestMembershipChangeLongerThanALocalTransaction(t *testing.T) {
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	user := uniqueUser(t)
+	ids := make([]string, 2*waymark.MaxGroupsPerUser)
+	for i := range ids {
+		ids[i] = uniqueGroup(t, fmt.Sprintf("swap%d", i))
+	}
+	named := func(ids []string) []any {
+		out := []any{}
+		for _, id := range ids {
+			out = append(out, map[string]any{"id": id})
+		}
+		return out
+	}
+	first, second := ids[:waymark.MaxGroupsPerUser], ids[waymark.MaxGroupsPerUser:]
+	for _, set := range [][]string{first, second} {
+		identifyOK(t, mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "groups": named(set)}}))
+		for _, id := range ids {
+			want := 0
+			for _, in := range set {
+				if in == id {
+					want = 1
+				}
+			}
+			n := 0
+			if g := exportGroup(t, key, id); g.Body["found"] == true {
+				n = int(g.Body["group"].(map[string]any)["members"].(float64))
+			}
+			if n != want {
+				t.Fatalf("group %s has %d members, want %d", id, n, want)
+			}
+		}
+		if got := strings.Count(exportedGroups(t, key, user), `"id"`); got != len(set) {
+			t.Fatalf("the user's export lists %d groups, want %d", got, len(set))
+		}
+	}
+}

@@ -172,8 +172,8 @@ func (s *Store) GroupWrittenBy(ctx context.Context, key, requestID string) (bool
 // with (before), the user item, the membership items it adds and the
 // ones it removes are written in one transaction, so that a user item and
 // its groups' membership items always agree however many identifies race.
-// The transaction holds one item per membership changed (at most 2 ×
-// waymark.MaxGroupsPerUser + 1).
+// The transaction holds one item per membership changed besides the user's
+// (at most 2 × waymark.MaxGroupsPerUser + 1).
 func (s *Store) PutUserMemberships(ctx context.Context, ws *waymark.Workspace, u *waymark.User, before []string, requestID string, now time.Time) error {
 	added, removed := diff(before, u.Groups), diff(u.Groups, before)
 	if len(added) == 0 && len(removed) == 0 {
@@ -185,34 +185,70 @@ func (s *Store) PutUserMemberships(ctx context.Context, ws *waymark.Workspace, u
 	}
 	cond, values := versionCondition(u.Version)
 	users, groups := s.table(schema.UsersTable), s.table(schema.GroupsTable)
-	writes := []types.TransactWriteItem{{Put: &types.Put{
-		TableName: users, Item: item, ConditionExpression: aws.String(cond), ExpressionAttributeValues: values,
-	}}}
+	var ops []types.TransactWriteItem
 	for _, g := range added {
 		membership := membershipKey(g, u.Key)
 		putExpiry(membership, u.ExpiresAt)
-		writes = append(writes, types.TransactWriteItem{Put: &types.Put{TableName: groups, Item: membership}})
+		ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: groups, Item: membership}})
 	}
 	for _, g := range removed {
-		writes = append(writes, types.TransactWriteItem{Delete: &types.Delete{TableName: groups, Key: membershipKey(g, u.Key)}})
+		ops = append(ops, types.TransactWriteItem{Delete: &types.Delete{TableName: groups, Key: membershipKey(g, u.Key)}})
 	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: writes,
-		// The SDK may send the transaction again when its answer was lost:
-		// the token makes the repeat succeed without applying it twice.
-		ClientRequestToken: aws.String(transactionToken(requestID, u.Version)),
-	})
-	if err != nil {
-		return mapTransactionError("put user memberships", err)
+	// Where transactions are shorter than one change (DynamoDB Local's
+	// 10 items, see LimitTransactions), the first ones carry part of the
+	// memberships, each under the check of the user's version, and the last
+	// the rest with the user item: not one atomic write any more, but none
+	// of them applies over a user another request changed.
+	for chunk := 0; ; chunk++ {
+		n := min(len(ops), s.maxTransactItems()-1)
+		writes := append([]types.TransactWriteItem{}, ops[:n]...)
+		ops = ops[n:]
+		if len(ops) > 0 {
+			writes = append(writes, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+				TableName: users, Key: map[string]types.AttributeValue{attrPK: str(u.Key)},
+				ConditionExpression: aws.String(cond), ExpressionAttributeValues: values,
+			}})
+		} else {
+			writes = append(writes, types.TransactWriteItem{Put: &types.Put{
+				TableName: users, Item: item, ConditionExpression: aws.String(cond), ExpressionAttributeValues: values,
+			}})
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+			TransactItems: writes,
+			// The SDK may send the transaction again when its answer was
+			// lost: the token makes the repeat succeed without applying it
+			// twice.
+			ClientRequestToken: aws.String(transactionToken(requestID, u.Version, chunk)),
+		})
+		if err != nil {
+			return mapTransactionError("put user memberships", err)
+		}
+		if len(ops) == 0 {
+			break
+		}
 	}
 	u.Version++
 	return nil
 }
 
+// MaxTransactItems is how many items a DynamoDB transaction takes.
+const MaxTransactItems = 100
+
+// LimitTransactions makes the store's transactions hold at most n items,
+// for an engine that takes fewer than DynamoDB (DynamoDB Local: 10).
+func (s *Store) LimitTransactions(n int) { s.transactItems = n }
+
+func (s *Store) maxTransactItems() int {
+	if s.transactItems > 1 {
+		return s.transactItems
+	}
+	return MaxTransactItems
+}
+
 // transactionToken is the idempotency token of one write of a request over
-// one version: at most 36 characters, whatever the request id's length.
-func transactionToken(requestID string, version int64) string {
-	sum := sha256.Sum256([]byte(requestID + "#" + strconv.FormatInt(version, 10)))
+// one version (and one part of it): at most 36 characters, whatever the request id's length.
+func transactionToken(requestID string, version int64, chunk int) string {
+	sum := sha256.Sum256([]byte(requestID + "#" + strconv.FormatInt(version, 10) + "#" + strconv.Itoa(chunk)))
 	return hex.EncodeToString(sum[:16])
 }
 

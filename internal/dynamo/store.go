@@ -52,6 +52,8 @@ type Store struct {
 	sealer Sealer
 	// tables maps logical table names to physical ones.
 	tables map[string]string
+	// transactItems bounds a transaction (LimitTransactions; 0: DynamoDB's).
+	transactItems int
 }
 
 // New builds a Store.
