@@ -3,15 +3,22 @@ package apigw_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/waymarkhq/waymark/internal/apigw"
+	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/schema"
+	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
+	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
 // uniqueGroup returns a group id no other test uses, registered as personal.
@@ -356,34 +363,67 @@ func TestGroupValidation(t *testing.T) {
 	}
 }
 
-// With a retention, group items and memberships carry an expiry, and a
-// member's identify that changes nothing needs no group write.
-func TestGroupRetention(t *testing.T) {
-	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
-	user := uniqueUser(t)
-	acme := uniqueGroup(t, "acme")
-	body := mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "group": map[string]any{"id": acme, "props": map[string]any{"plan": "pro"}}}})
-	identifyOK(t, body)
-	items, err := scanTable(context.Background(), schema.GroupsTable)
+// groupExpiries reads the expiry of every item of a group's partition, by
+// sort key kind ("group", "member").
+func groupExpiries(t *testing.T, groupKey string) map[string]int64 {
+	t.Helper()
+	res, err := db.Query(context.Background(), &dynamodb.QueryInput{
+		TableName:                 aws.String(stack.Tables[schema.GroupsTable]),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: groupKey}},
+		ConsistentRead:            aws.Bool(true),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := 0
-	for _, it := range items {
-		if pk, _ := it["pk"].(*types.AttributeValueMemberS); pk == nil || pk.Value != ws.GroupKey(acme) {
-			continue
+	out := map[string]int64{}
+	for _, item := range res.Items {
+		kind := "member"
+		if item["sk"].(*types.AttributeValueMemberS).Value == schema.GroupItemSK {
+			kind = "group"
 		}
-		found++
-		if _, ok := it[schema.TTLAttribute].(*types.AttributeValueMemberN); !ok {
-			t.Errorf("group table item %v has no expiry", it["sk"])
+		var exp int64
+		if v, ok := item[schema.TTLAttribute].(*types.AttributeValueMemberN); ok {
+			exp, _ = strconv.ParseInt(v.Value, 10, 64)
+		}
+		out[kind] = exp
+	}
+	return out
+}
+
+// With a retention, the group item and the membership carry an expiry; a
+// member's visit on a later day, with the same user object, moves both
+// with the user's.
+func TestGroupRetention(t *testing.T) {
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
+	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
+	cfg := recordedConfig()
+	dbClient, kmsClient, err := cfg.Clients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
+	hs := apigw.New(service.New(store, service.Options{Now: clk.Now}), wiring.Logger(&logBuffer, "info")).Handlers()
+	user := uniqueUser(t)
+	acme := uniqueGroup(t, "acme")
+	body := mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "group": map[string]any{"id": acme, "props": map[string]any{"plan": "pro"}}}})
+	identify := func() {
+		t.Helper()
+		if r := invokeWith(t, hs, "identify", body, nil); r.Status != 200 {
+			t.Fatalf("identify: %d %v", r.Status, r.Body)
 		}
 	}
-	if found != 2 {
-		t.Fatalf("%d items in the group's partition, want 2 (group and membership)", found)
+	day := int64(24 * 60 * 60)
+	identify()
+	start := clk.Now().Unix()
+	if got, want := groupExpiries(t, ws.GroupKey(acme)), map[string]int64{"group": start + 30*day, "member": start + 30*day}; mustJSON(got) != mustJSON(want) {
+		t.Fatalf("expiries %v, want %v", got, want)
 	}
-	identifyOK(t, body)
-	if n := members(t, key, acme); n != 1 {
-		t.Fatalf("members after a repeated identify: %d", n)
+	clk.Advance(10 * 24 * time.Hour)
+	identify()
+	later := clk.Now().Unix()
+	if got, want := groupExpiries(t, ws.GroupKey(acme)), map[string]int64{"group": later + 30*day, "member": later + 30*day}; mustJSON(got) != mustJSON(want) {
+		t.Fatalf("after a visit ten days later, expiries %v, want %v", got, want)
 	}
 }
 
