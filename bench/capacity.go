@@ -20,6 +20,9 @@ type usage struct {
 	reads       float64 // read request units
 	writes      float64 // write request units, the table's and its indexes'
 	indexWrites float64 // of writes, those of global secondary indexes
+	// trips is the sequential DynamoDB round trips on the request's
+	// critical path (phases).
+	trips int
 	// calls lists each DynamoDB call with its units, † marking those
 	// computed by AWS's rule rather than read from the local engine.
 	calls  []string
@@ -34,9 +37,8 @@ type usage struct {
 // reported as 0, where AWS's rule for reads is that a read request consumes
 // at least one unit of its kind (1 strongly consistent, ½ eventually
 // consistent) even when nothing is found; that minimum is applied. The
-// engine's transaction figures would be wrong, but the store makes no
-// transactions (a TransactWriteItems would be priced by the rule of 2 units
-// per item up to 1 KB).
+// engine's transaction figures are wrong, and BatchGetItem's not asked:
+// both are priced by AWS's rules (unitsByRule).
 func measureUsage(ctx context.Context, g *graph, name string, r request) (usage, error) {
 	rec := &recorder{}
 	resp, err := g.serve(ctx, r, rec)
@@ -44,14 +46,19 @@ func measureUsage(ctx context.Context, g *graph, name string, r request) (usage,
 		return usage{}, fmt.Errorf("%s: %w", name, err)
 	}
 	u := usage{name: name}
+	var dynamoCalls []*call
 	for _, c := range rec.snapshot() {
 		if c.service != "dynamodb" {
 			continue
 		}
+		dynamoCalls = append(dynamoCalls, c)
 		units := c.units
 		mark := ""
 		if c.conditionFailed {
 			units, mark = failedWriteUnits, "‡"
+		}
+		if rule, ok := unitsByRule(c.input); ok {
+			units, mark = rule, "†"
 		}
 		if read, consistent := readKind(c.input); read {
 			if least := minReadUnits(consistent); units < least {
@@ -64,10 +71,32 @@ func measureUsage(ctx context.Context, g *graph, name string, r request) (usage,
 		}
 		u.calls = append(u.calls, c.op+" "+formatUnits(units)+mark)
 	}
+	for _, p := range phases(dynamoCalls) {
+		u.trips = max(u.trips, p+1)
+	}
 	if err := json.Unmarshal([]byte(resp.Body), &u.answer); err != nil {
 		return usage{}, fmt.Errorf("%s: answer: %w", name, err)
 	}
 	return u, nil
+}
+
+// unitsByRule prices the calls whose units the local engine reports wrong
+// or not at all, by AWS's documented rules for items under 1 KB: a
+// transaction 2 write units per item (identify changing a user's groups),
+// a strongly consistent BatchGetItem 1 read unit per key asked (the
+// groups an identify names).
+func unitsByRule(input any) (float64, bool) {
+	switch in := input.(type) {
+	case *dynamodb.TransactWriteItemsInput:
+		return 2 * float64(len(in.TransactItems)), true
+	case *dynamodb.BatchGetItemInput:
+		keys := 0
+		for _, k := range in.RequestItems {
+			keys += len(k.Keys)
+		}
+		return float64(keys), true
+	}
+	return 0, false
 }
 
 // failedWriteUnits applies AWS's rule for a conditional write whose
@@ -85,6 +114,8 @@ func readKind(input any) (read, consistent bool) {
 		return true, aws.ToBool(in.ConsistentRead)
 	case *dynamodb.QueryInput:
 		return true, aws.ToBool(in.ConsistentRead)
+	case *dynamodb.BatchGetItemInput:
+		return true, true
 	}
 	return false, false
 }
@@ -100,7 +131,7 @@ func formatUnits(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) 
 
 // summary renders the units and the calls that consumed them.
 func (u usage) summary() string {
-	s := fmt.Sprintf("%s RRU + %s WRU", formatUnits(u.reads), formatUnits(u.writes))
+	s := fmt.Sprintf("%d round trip(s), %s RRU + %s WRU", u.trips, formatUnits(u.reads), formatUnits(u.writes))
 	if u.indexWrites > 0 {
 		s += fmt.Sprintf(" (%s for the index)", formatUnits(u.indexWrites))
 	}
@@ -127,6 +158,11 @@ func capacityScenarios(w workload) []capacityScenario {
 		// uncounted, as it happens once per instance, not per request.
 		{name: "identify, returning, unchanged, the day's first visit", advance: 24 * time.Hour, before: []request{w.identify("cap-warm@example.com", "pro")}, r: w.identify("cap-a@example.com", "pro")},
 		{name: "identify, returning, props changed", r: w.identify("cap-a@example.com", "enterprise")},
+		{name: "identify with a group, new user", r: w.identifyGroup("cap-g@example.com", "cap-acme", "pro")},
+		{name: "identify with a group, returning, user and group unchanged, the day already recorded", r: w.identifyGroup("cap-g@example.com", "cap-acme", "pro")},
+		{name: "identify with a group, returning, user and group unchanged, the day's first visit", advance: 24 * time.Hour, before: []request{w.identify("cap-warm@example.com", "pro")}, r: w.identifyGroup("cap-g@example.com", "cap-acme", "pro")},
+		{name: "identify with a group, group props changed", r: w.identifyGroup("cap-g@example.com", "cap-acme", "enterprise")},
+		{name: "identify with a group, moved to another group", r: w.identifyGroup("cap-g@example.com", "cap-initech", "enterprise")},
 		{name: "events, 1 event", r: w.event1("cap-a@example.com", "cap-one", 1)},
 		{name: "events, 25 events over 5 content items", before: []request{w.identify("cap-b@example.com", "pro")}, r: w.events("cap-b@example.com", "cap-batch", 25, 5)},
 		{name: "events, the same 25 events again (a retry)", r: w.events("cap-b@example.com", "cap-batch", 25, 5)},

@@ -102,6 +102,13 @@ func (r *results) render() string {
 			per := u.writes / 25
 			measured += fmt.Sprintf("; **%.2f WRU per event**", per)
 			target, met = fmt.Sprintf("≤ %d WRU per event", maxWRUPerEvent), verdict(per <= maxWRUPerEvent && answerInt(u.answer, "accepted") == 25)
+		case strings.HasPrefix(u.name, "identify with a group, returning, user and group unchanged"):
+			plain := strings.Replace(strings.Replace(u.name, "identify with a group", "identify", 1), "user and group unchanged", "unchanged", 1)
+			for _, b := range r.usage {
+				if b.name == plain {
+					target, met = fmt.Sprintf("≤ %d round trip(s), as without a group", b.trips), verdict(u.trips <= b.trips)
+				}
+			}
 		case strings.HasPrefix(u.name, "events, the same 25"):
 			acc, dup := answerInt(u.answer, "accepted"), answerInt(u.answer, "duplicates")
 			measured = fmt.Sprintf("accepted %d, duplicates %d; ", acc, dup) + measured

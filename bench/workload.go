@@ -133,6 +133,14 @@ func (w workload) identify(username, plan string) request {
 	return request{"identify", username, apiEvent("/v1/identify", map[string]any{"workspace": w.workspace, "user": profile(username, plan)})}
 }
 
+// identifyGroup is identify naming the user's group (a B2B account) with
+// the group's plan among its props.
+func (w workload) identifyGroup(username, group, groupPlan string) request {
+	user := profile(username, "pro")
+	user["group"] = map[string]any{"id": group, "props": map[string]any{"plan": groupPlan, "seats": 40}}
+	return request{"identify", username, apiEvent("/v1/identify", map[string]any{"workspace": w.workspace, "user": user})}
+}
+
 func (w workload) state(username string) request {
 	return request{"state", username, apiEvent("/v1/state", map[string]any{"workspace": w.workspace, "username": username})}
 }

@@ -89,7 +89,7 @@ func export(found bool, user, state, answers, feedback string) string {
 	if found {
 		f = "true"
 	}
-	return `{"found":` + f + `,"user":` + user + `,"state":` + state + `,"surveyAnswers":` + answers + `,"feedback":[` + feedback + `]}`
+	return `{"found":` + f + `,"user":` + user + `,"state":` + state + `,"surveyAnswers":` + answers + `,"feedback":[` + feedback + `],"groups":[]}`
 }
 
 func TestDocumentIsValidAndLoadedOnce(t *testing.T) {

@@ -155,6 +155,9 @@ func (c Config) Clients(ctx context.Context) (*dynamodb.Client, *kms.Client, err
 func Retryer() aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.RateLimiter = ratelimit.None
+		// A write refused because a transaction holds its item (a user
+		// whose memberships change) was not applied: try it again.
+		o.Retryables = append(o.Retryables, retry.RetryableErrorCode{Codes: map[string]struct{}{"TransactionConflictException": {}}})
 	})
 }
 

@@ -189,7 +189,9 @@ func (s *Store) EraseUser(ctx context.Context, userKey string) (int, error) {
 	}
 	var all []doomed
 	for _, t := range schema.All() {
-		if t.Name == schema.WorkspacesTable {
+		// The Groups table is partitioned by group: EraseMemberships
+		// finds a user's items there.
+		if t.Name == schema.WorkspacesTable || t.Name == schema.GroupsTable {
 			continue
 		}
 		items, err := s.queryPartitionKeys(ctx, t, userKey)

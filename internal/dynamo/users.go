@@ -63,6 +63,7 @@ func (s *Store) userFromItem(ctx context.Context, ws *waymark.Workspace, item ma
 		LastSeenAt:  getTime(item, "lastSeenAt"),
 		Version:     getInt(item, attrVersion),
 		ExpiresAt:   getInt(item, attrExpiresAt),
+		Groups:      getStrings(item, attrGroups),
 	}
 	name, _, err := opener.open(item, "username")
 	if err != nil {
@@ -101,9 +102,29 @@ func (s *Store) userFromItem(ctx context.Context, ws *waymark.Workspace, item ma
 // requestID marks the write so a retried call can tell its own earlier
 // success from another writer's.
 func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) error {
-	sealer, err := s.sealerFor(ctx, ws.Code, schema.UsersTable, u.Key, "")
+	item, err := s.userItem(ctx, ws, u, requestID, now)
 	if err != nil {
 		return err
+	}
+	cond, values := versionCondition(u.Version)
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 s.table(schema.UsersTable),
+		Item:                      item,
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeValues: values,
+	})
+	if err != nil {
+		return mapError("put user", err)
+	}
+	u.Version++
+	return nil
+}
+
+// userItem is the whole user item PutUser writes; it sets u.ExpiresAt.
+func (s *Store) userItem(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) (map[string]types.AttributeValue, error) {
+	sealer, err := s.sealerFor(ctx, ws.Code, schema.UsersTable, u.Key, "")
+	if err != nil {
+		return nil, err
 	}
 	item := map[string]types.AttributeValue{
 		attrPK:        str(u.Key),
@@ -120,6 +141,9 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 	if len(u.Folded) > 0 {
 		item[attrPendingRequests] = foldedRequests(u)
 	}
+	if len(u.Groups) > 0 {
+		item[attrGroups] = &types.AttributeValueMemberSS{Value: u.Groups}
+	}
 	for _, f := range profileFields {
 		if v := *profileField(&u.Profile, f); v != nil {
 			item[f] = sealer.seal(f, []byte(*v))
@@ -128,24 +152,13 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 	if len(u.Profile.Props) > 0 {
 		props, err := json.Marshal(u.Profile.Props)
 		if err != nil {
-			return fmt.Errorf("dynamo: user props: %w", err)
+			return nil, fmt.Errorf("dynamo: user props: %w", err)
 		}
 		item["props"] = sealer.seal("props", props)
 	}
 	u.ExpiresAt = ws.ExpiresAt(now)
 	putExpiry(item, u.ExpiresAt)
-	cond, values := versionCondition(u.Version)
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 s.table(schema.UsersTable),
-		Item:                      item,
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeValues: values,
-	})
-	if err != nil {
-		return mapError("put user", err)
-	}
-	u.Version++
-	return nil
+	return item, nil
 }
 
 // attrLastInput holds the waymark.Workspace.IdentifyDigest of the last
@@ -234,6 +247,7 @@ func seenUser(userKey, digest string, item map[string]types.AttributeValue) *way
 		Version:     getInt(item, attrVersion),
 		ExpiresAt:   getInt(item, attrExpiresAt),
 		InputDigest: digest,
+		Groups:      getStrings(item, attrGroups),
 	}
 }
 
@@ -317,7 +331,7 @@ func (s *Store) TouchUser(ctx context.Context, ws *waymark.Workspace, sealed *Se
 	// Expired: start over, keeping only the version counter so that a
 	// writer that read the expired item still conflicts.
 	replace := "SET username = :username, dk = :dk, firstSeenAt = :now, lastSeenAt = :now, v = v + :one"
-	remove := " REMOVE email, firstname, lastname, #role, signUpAt, props, " + attrLastInput + ", " + attrPendingInputs + ", " + attrPendingRequests
+	remove := " REMOVE email, firstname, lastname, #role, signUpAt, props, " + attrLastInput + ", " + attrPendingInputs + ", " + attrPendingRequests + ", " + attrGroups
 	if _, ok := values[":exp"]; ok {
 		replace += ", expiresAt = :exp"
 	} else {

@@ -113,6 +113,7 @@ func (r Route) RouteKey() string { return r.Method + " " + r.Path }
 var (
 	Identify = Function{Name: "identify", LogicalID: "IdentifyFunction", UsesKMS: true, Tables: map[string]Access{
 		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadRefreshExpiry,
+		schema.GroupsTable: ReadWrite,
 	}}
 	Events = Function{Name: "events", LogicalID: "EventsFunction", UsesKMS: true, Tables: map[string]Access{
 		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite,
@@ -131,6 +132,7 @@ var (
 // and share everything but their handler.
 var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true, Tables: map[string]Access{
 	schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite, schema.FeedbackTable: ReadWrite,
+	schema.GroupsTable: ReadWrite,
 }}
 
 // Snippet serves the browser snippet, waymark.js, to pages that load it
@@ -152,6 +154,9 @@ func Table() []Route {
 		{Method: "GET", Path: "/v1/server/feedback", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/export", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/delete", Function: Server.Name},
+		{Method: "POST", Path: "/v1/server/groups/identify", Function: Server.Name},
+		{Method: "POST", Path: "/v1/server/groups/export", Function: Server.Name},
+		{Method: "POST", Path: "/v1/server/groups/delete", Function: Server.Name},
 		{Method: "GET", Path: "/waymark.js", Function: Snippet.Name},
 	}
 }

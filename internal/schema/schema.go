@@ -76,6 +76,7 @@ const (
 	UsersTable        = "Users"
 	ContentStateTable = "ContentState"
 	FeedbackTable     = "Feedback"
+	GroupsTable       = "Groups"
 )
 
 // Attributes of a workspace item that publish the sealing key the functions
@@ -135,6 +136,7 @@ var Users = Table{
 		{Name: "lastInput", Holds: "keyed hash of the last identify input the profile took (a repeat of it skips the read)", Personal: true, Protection: KeyedHash},
 		{Name: "pin", Holds: "identify inputs waiting to be applied to the profile (each recorded by an identify that lost the race for the item; folded in by the next write), each sealed under its own data key", Personal: true, Protection: Sealed},
 		{Name: "pinReq", Holds: "random ids of the requests whose inputs wait in pin or were folded in lately (retry detection)", Protection: Clear},
+		{Name: "groups", Holds: "keyed hashes of the ids of the groups the user belongs to (the user's side of its memberships)", Personal: true, Protection: KeyedHash},
 		{Name: "firstSeenAt", Holds: "first call seen for this user", Protection: Clear},
 		{Name: "lastSeenAt", Holds: "latest call seen for this user", Protection: Clear},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
@@ -197,5 +199,35 @@ var Feedback = Table{
 	},
 }
 
+// Groups holds, in one partition per group (a customer's account), the group
+// item (sk GroupItemSK) and one membership item per member (sk
+// GroupMemberPrefix + the member's user key), so that a group's export
+// counts and its erasure finds its memberships with one Query. The user's
+// side of a membership is the user item's "groups" attribute, written in the
+// same transaction as the membership items.
+var Groups = Table{
+	Name:         GroupsTable,
+	EnvVar:       "GROUPS_TABLE",
+	PartitionKey: KeyAttribute{Name: "pk", Type: String},
+	SortKey:      &KeyAttribute{Name: "sk", Type: String},
+	TTLAttribute: TTLAttribute,
+	Attributes: []Attribute{
+		{Name: "pk", Holds: "workspace code and keyed hash of the group id", Personal: true, Protection: KeyedHash},
+		{Name: "sk", Holds: "\"group\" for the group item; \"member#\", workspace code and keyed hash of the username for a membership", Personal: true, Protection: KeyedHash},
+		{Name: "id", Holds: "the group id (group item)", Personal: true, Protection: Sealed},
+		{Name: "props", Holds: "the group's free-form properties (JSON object; group item)", Personal: true, Protection: Sealed},
+		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
+		{Name: "v", Holds: "item version for optimistic concurrency (group item)", Protection: Clear},
+		{Name: "req", Holds: "random id of the request that wrote the item last (retry detection)", Protection: Clear},
+		{Name: TTLAttribute, Holds: "expiry under the workspace's retention", Protection: Clear},
+	},
+}
+
+// Sort keys of the Groups table.
+const (
+	GroupItemSK       = "group"
+	GroupMemberPrefix = "member#"
+)
+
 // All lists every table Waymark uses.
-func All() []Table { return []Table{Workspaces, Users, ContentState, Feedback} }
+func All() []Table { return []Table{Workspaces, Users, ContentState, Feedback, Groups} }

@@ -220,6 +220,7 @@ type Export struct {
 	State         waymark.State  `json:"state"`
 	SurveyAnswers map[string]any `json:"surveyAnswers"`
 	Feedback      []FeedbackItem `json:"feedback"`
+	Groups        []UserGroup    `json:"groups"`
 }
 
 // ExportUser returns everything stored about one user, opened.
@@ -238,7 +239,7 @@ func (s *Service) ExportOf(ctx context.Context, ws *waymark.Workspace, req *Expo
 	}
 	now := s.opts.Now()
 	userKey := ws.UserKey(req.Username)
-	out := &Export{State: waymark.NewState(), SurveyAnswers: map[string]any{}, Feedback: []FeedbackItem{}}
+	out := &Export{State: waymark.NewState(), SurveyAnswers: map[string]any{}, Feedback: []FeedbackItem{}, Groups: []UserGroup{}}
 	user, err := s.store.GetUser(ctx, ws, userKey)
 	switch {
 	case errors.Is(err, waymark.ErrNotFound):
@@ -249,6 +250,9 @@ func (s *Service) ExportOf(ctx context.Context, ws *waymark.Workspace, req *Expo
 		out.User = &ExportedUser{Username: user.Username, Email: p.Email, Firstname: p.Firstname, Lastname: p.Lastname,
 			Role: p.Role, SignUpAt: p.SignUpAt, Props: p.Props,
 			FirstSeenAt: waymark.FormatTime(user.FirstSeenAt), LastSeenAt: waymark.FormatTime(user.LastSeenAt)}
+		if out.Groups, err = s.exportGroups(ctx, ws, user.Groups, now); err != nil {
+			return nil, err
+		}
 	}
 	items, err := s.store.LoadState(ctx, userKey, true)
 	if err != nil {
@@ -317,10 +321,16 @@ func (s *Service) EraseOf(ctx context.Context, ws *waymark.Workspace, req *Erase
 	}
 	res := &EraseResult{}
 	for _, u := range req.Usernames {
+		// Memberships first: the user item lists them.
+		memberships, err := s.store.EraseMemberships(ctx, ws.UserKey(u))
+		if err != nil {
+			return nil, err
+		}
 		n, err := s.store.EraseUser(ctx, ws.UserKey(u))
 		if err != nil {
 			return nil, err
 		}
+		n += memberships
 		if n > 0 {
 			res.Users++
 			res.Items += n

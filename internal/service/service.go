@@ -37,6 +37,15 @@ type Store interface {
 	UserFeedback(ctx context.Context, ws *waymark.Workspace, userKey string) ([]*waymark.Feedback, error)
 	SurveyAnswers(ctx context.Context, ws *waymark.Workspace, userKey string) (map[string]any, error)
 	EraseUser(ctx context.Context, userKey string) (int, error)
+	GetGroups(ctx context.Context, ws *waymark.Workspace, keys []string) (map[string]*waymark.Group, error)
+	GetGroup(ctx context.Context, ws *waymark.Workspace, key string) (*waymark.Group, error)
+	PutGroup(ctx context.Context, ws *waymark.Workspace, g *waymark.Group, requestID string, now time.Time) error
+	GroupWrittenBy(ctx context.Context, key, requestID string) (bool, error)
+	PutUserMemberships(ctx context.Context, ws *waymark.Workspace, u *waymark.User, before []string, requestID string, now time.Time) error
+	RefreshGroupsExpiry(ctx context.Context, userKey string, groups []string, expiresAt int64) error
+	CountMembers(ctx context.Context, groupKey string) (int, error)
+	EraseGroup(ctx context.Context, groupKey string) (int, error)
+	EraseMemberships(ctx context.Context, userKey string) (int, error)
 }
 
 var _ Store = (*dynamo.Store)(nil)
@@ -164,8 +173,26 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 		return nil, stateErr
 	}
 	items = forgetExpired(items, now)
-	var refreshErr error
+	var refreshErr, groupsErr error
 	spawn(&wg, &refreshErr, func() error { return s.refreshRetention(ctx, ws, userKey, items, nil, now) })
+	memberships, named := in.Memberships()
+	var groupKeys []string
+	if repeated && userErr == nil && len(user.Groups) > 0 && ws.RetentionDays > 0 && user.LastSeenAt.Equal(now) {
+		// The day's first visit moved the user's expiry: its memberships
+		// and groups follow.
+		spawn(&wg, &groupsErr, func() error { return s.store.RefreshGroupsExpiry(ctx, userKey, user.Groups, ws.ExpiresAt(now)) })
+	}
+	if !repeated && named {
+		groups, err := s.prepareGroups(ctx, ws, memberships, groupsField(in), now)
+		if err != nil {
+			wg.Wait()
+			return nil, err
+		}
+		for _, g := range groups {
+			groupKeys = append(groupKeys, g.group.Key)
+		}
+		spawn(&wg, &groupsErr, func() error { return s.saveGroups(ctx, call, ws, groups, now) })
+	}
 	for attempt := 1; !repeated; attempt++ {
 		if errors.Is(userErr, waymark.ErrNotFound) {
 			user, userErr = &waymark.User{Key: userKey}, nil
@@ -174,9 +201,13 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 			wg.Wait()
 			return nil, userErr
 		}
+		before := user.Groups
 		if user.Expired(now) {
 			// Past its retention: start over, over the same item.
 			user = &waymark.User{Key: userKey, Version: user.Version}
+		}
+		if named {
+			user.Groups = groupKeys
 		}
 		profile, err := user.Profile.Merge(in, ws.AllowedProps)
 		if err != nil {
@@ -187,7 +218,7 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 		if user.FirstSeenAt.IsZero() {
 			user.FirstSeenAt = now
 		}
-		err = s.store.PutUser(ctx, ws, user, call.RequestID, now)
+		err = s.store.PutUserMemberships(ctx, ws, user, before, call.RequestID, now)
 		if err == nil {
 			break
 		}
@@ -205,12 +236,16 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 		}
 		// Another writer won the item: record the input beside it rather
 		// than read and race again (dynamo.RecordPendingInput). The item
-		// may not take it; then the race goes on.
-		if err := s.store.RecordPendingInput(ctx, ws, userKey, in, call.RequestID, now); err == nil {
-			break
-		} else if !errors.Is(err, waymark.ErrConflict) {
-			wg.Wait()
-			return nil, err
+		// may not take it; then the race goes on. An input that names the
+		// user's groups races on: its memberships are written with the
+		// user item (PutUserMemberships), which a pending input is not.
+		if !named {
+			if err := s.store.RecordPendingInput(ctx, ws, userKey, in, call.RequestID, now); err == nil {
+				break
+			} else if !errors.Is(err, waymark.ErrConflict) {
+				wg.Wait()
+				return nil, err
+			}
 		}
 		if attempt >= s.opts.MaxAttempts {
 			wg.Wait()
@@ -220,8 +255,8 @@ func (s *Service) identify(ctx context.Context, call Call, ws *waymark.Workspace
 		user, userErr = s.store.GetUser(ctx, ws, userKey)
 	}
 	wg.Wait()
-	if refreshErr != nil {
-		return nil, refreshErr
+	if err := firstAppError([]error{refreshErr, groupsErr}); err != nil {
+		return nil, err
 	}
 	return &IdentifyResult{
 		User:    UserSeen{FirstSeenAt: waymark.FormatTime(user.FirstSeenAt), LastSeenAt: waymark.FormatTime(user.LastSeenAt)},

@@ -65,6 +65,9 @@ type UserInput struct {
 	Role      Nullable       `json:"role,omitzero"`
 	SignUpAt  Nullable       `json:"signUpAt,omitzero"`
 	Props     map[string]any `json:"props,omitempty"`
+	// Groups and Group are the user's memberships (Memberships).
+	Groups *[]GroupInput `json:"groups,omitzero"`
+	Group  *GroupInput   `json:"group,omitzero"`
 }
 
 // canonical encodes the input so that inputs that merge alike encode alike:
@@ -294,7 +297,10 @@ func (r *IdentifyRequest) Validate() error {
 			return Invalid("user.signUpAt", "not an RFC 3339 date-time")
 		}
 	}
-	return ValidateProps("user.props", r.User.Props)
+	if err := ValidateProps("user.props", r.User.Props); err != nil {
+		return err
+	}
+	return r.User.validGroups()
 }
 
 // ValidateProps checks a props object: at most MaxProps keys of the allowed

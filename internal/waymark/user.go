@@ -1,6 +1,8 @@
 package waymark
 
-import "time"
+import (
+	"time"
+)
 
 // Profile is the user information object besides the username. A nil field
 // is not stored.
@@ -32,6 +34,9 @@ type User struct {
 	// profile has them applied. Kept for a while so that a late repeat of
 	// one of those records is recognised.
 	Folded []string
+	// Groups are the keys (Workspace.GroupKey) of the groups the user
+	// belongs to.
+	Groups []string
 }
 
 // Expired reports whether the user outlived the workspace's retention.

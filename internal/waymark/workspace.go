@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -193,6 +194,16 @@ func (w *Workspace) UserKey(username string) string {
 	return w.Code + "#" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
+// GroupKey is the keyed hash that stands for a group id in the Groups
+// table's keys and on its members' user items. It cannot collide with a
+// user key: a username holds no control character.
+func (w *Workspace) GroupKey(id string) string {
+	mac := hmac.New(sha256.New, w.UserKeySecret)
+	mac.Write([]byte("group\x00"))
+	mac.Write([]byte(id))
+	return w.Code + "#" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
 // IdentifyDigest is a keyed hash of an identify input, stored with the user
 // it was applied to. Applying one input twice changes nothing (Merge), so
 // an identify that finds its digest on the user item, as the snippet's
@@ -204,13 +215,19 @@ func (w *Workspace) UserKey(username string) string {
 // is two changes. The allow-list is part of the digest, so that the first
 // identify after it changes writes the profile within it.
 func (w *Workspace) IdentifyDigest(in UserInput) string {
-	if HasOperations(in.Props) {
+	groups, _ := in.Memberships()
+	if HasOperations(in.Props) || slices.ContainsFunc(groups, func(g GroupInput) bool { return HasOperations(g.Props) }) {
 		return ""
 	}
 	mac := hmac.New(sha256.New, w.UserKeySecret)
 	mac.Write([]byte("identify-input\x00"))
 	mac.Write(in.canonical())
 	mac.Write([]byte("\x00allowed\x00" + strings.Join(w.AllowedProps, ",")))
+	// Without groups the digest is the one stored before groups existed.
+	if g := in.canonicalGroups(); g != nil {
+		mac.Write(g)
+		mac.Write([]byte("\x00allowedGroups\x00" + strings.Join(w.AllowedGroupProps, ",")))
+	}
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
 }
 

@@ -40,8 +40,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Graph, erro
 // workspace's sealing key between instances through the Workspaces table.
 func SealedStore(db dynamo.DynamoDB, kmsClient envelope.KMS, cfg config.Config) (*dynamo.Store, *envelope.Envelope) {
 	env := envelope.New(kmsClient, cfg.KMSKeyID, envelope.Options{Board: dynamo.NewKeyBoard(db, cfg.Tables)})
-	return dynamo.New(db, env, cfg.Tables), env
+	store := dynamo.New(db, env, cfg.Tables)
+	if cfg.DynamoDBEndpoint != "" {
+		// A local engine: DynamoDB Local takes transactions of 10 items.
+		store.LimitTransactions(localTransactItems)
+	}
+	return store, env
 }
+
+// localTransactItems is the longest transaction DynamoDB Local takes.
+const localTransactItems = 10
 
 // FromEnv wires a function from its environment, logging to stdout. A
 // function that cannot start exits with the reason in its log, so the
