@@ -148,6 +148,8 @@ type workspaceView struct {
 	RetentionDays        int       `json:"retentionDays"`
 	Disabled             bool      `json:"disabled"`
 	Keys                 []keyView `json:"keys"`
+	// Webhook shows where deliveries go, never the signing secret.
+	Webhook *webhookView `json:"webhook,omitempty"`
 }
 
 type keyView struct {
@@ -159,6 +161,9 @@ type keyView struct {
 func viewOf(ws *waymark.Workspace) workspaceView {
 	v := workspaceView{Code: ws.Code, Name: ws.Name, CreatedAt: waymark.FormatTime(ws.CreatedAt), IdentityVerification: ws.IdentityVerification,
 		HMACExpiration: string(ws.HMACExpiration), Origins: append([]string{}, ws.Origins...), RetentionDays: ws.RetentionDays, Disabled: ws.Disabled, Keys: []keyView{}}
+	if ws.Webhook != nil {
+		v.Webhook = &webhookView{URL: ws.Webhook.URL, Format: string(ws.Webhook.Format)}
+	}
 	for _, k := range ws.Keys {
 		v.Keys = append(v.Keys, keyView{ID: k.ID, CreatedAt: waymark.FormatTime(k.CreatedAt), RevokedAt: waymark.FormatTime(k.RevokedAt)})
 	}
@@ -185,6 +190,9 @@ func printWorkspace(stdout io.Writer, ws *waymark.Workspace, asJSON bool) error 
 	}
 	fmt.Fprintf(tw, "code\t%s\nname\t%s\ncreated\t%s\nidentity verification\t%v\nhmac message\t%s\norigins\t%s\nretention\t%s\ndisabled\t%v\n",
 		v.Code, v.Name, v.CreatedAt, v.IdentityVerification, hmacMessage, origins, retention, v.Disabled)
+	if v.Webhook != nil {
+		fmt.Fprintf(tw, "webhook\t%s (%s)\n", v.Webhook.URL, v.Webhook.Format)
+	}
 	for _, k := range v.Keys {
 		state := "active"
 		if k.RevokedAt != "" {
@@ -263,10 +271,14 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 	verify := fs.String("identity-verification", "", "on or off")
 	hmacExpiration := fs.String("hmac-expiration", "", "message form of identity verification: required (username|expiration), none (username) or optional (both; legacy, ambiguous)")
 	retention := fs.Int("retention", -1, "days of inactivity after which a user's data expires (0: kept)")
+	hook := webhookFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
 		return err
+	}
+	if hook.given(fs) {
+		return runWebhookUpdate(ctx, g, code, hook, stdout, *asJSON)
 	}
 	if *verify != "" && *verify != "on" && *verify != "off" {
 		return usageError("workspace update: --identity-verification takes on or off")
