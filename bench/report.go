@@ -28,6 +28,7 @@ type results struct {
 	sizes      map[string]int64
 	load       throughputResult
 	contention []contentionResult
+	webhook    webhookResult
 }
 
 // Targets of the issue that asked for these figures.
@@ -184,6 +185,7 @@ func (r *results) render() string {
 			fmt.Sprintf("%d non-2xx, count exact", contentionNon2xx),
 			verdict(c.non2xx == contentionNon2xx && c.displayed == events && c.accepted == events))
 	}
+	r.webhook.addTo(&t)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# `make bench` results\n\n")

@@ -156,6 +156,7 @@ type streamReader struct {
 	arn       string
 	iterators map[string]*string // shard id -> next iterator; nil once closed
 	polls     int
+	closed    bool // a shard closed since the last discovery
 }
 
 func (l *Local) openStream(ctx context.Context) (*streamReader, error) {
@@ -207,9 +208,12 @@ func (r *streamReader) reopen(ctx context.Context, shard string) {
 // A failed read is tried again at the next poll, from the same iterator.
 func (r *streamReader) read(ctx context.Context, now time.Time) []Delivery {
 	r.polls++
-	if r.polls%40 == 0 {
-		// New shards appear as DynamoDB splits or rolls them over.
-		_ = r.discover(ctx, types.ShardIteratorTypeTrimHorizon)
+	if r.polls%40 == 0 || r.closed {
+		// New shards appear as DynamoDB splits or rolls them over, which
+		// closes the shard before: look at once when one closed.
+		if r.discover(ctx, types.ShardIteratorTypeTrimHorizon) == nil {
+			r.closed = false
+		}
 	}
 	var out []Delivery
 	for id, it := range r.iterators {
@@ -227,6 +231,7 @@ func (r *streamReader) read(ctx context.Context, now time.Time) []Delivery {
 			continue
 		}
 		r.iterators[id] = recs.NextShardIterator
+		r.closed = r.closed || recs.NextShardIterator == nil
 		for _, rec := range recs.Records {
 			if rec.EventName != types.OperationTypeInsert || rec.Dynamodb == nil {
 				continue
