@@ -28,6 +28,8 @@ const webhookDeliveries = 300
 type webhookResult struct {
 	lat     []time.Duration
 	missing int
+	// failedAttempts says what became of attempts that did not deliver.
+	failedAttempts []string
 }
 
 func webhookLatency(ctx context.Context, cfg config.Config, n int) (webhookResult, error) {
@@ -63,6 +65,14 @@ func webhookLatency(ctx context.Context, cfg config.Config, n int) (webhookResul
 	}
 	local := webhook.NewLocal(webhook.NewDeliverer(store, webhook.Policy{AllowLoopback: true}, wiring.Logger(io.Discard, "error")),
 		streams, cfg.Tables[schema.FeedbackTable])
+	var failed []string
+	local.OnOutcome = func(dl webhook.Delivery, attempt int, out webhook.Outcome) {
+		if out.Result != webhook.Delivered {
+			mu.Lock()
+			failed = append(failed, out.Result.String()+" ("+out.Reason+")")
+			mu.Unlock()
+		}
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- local.Run(runCtx) }()
@@ -90,7 +100,7 @@ func webhookLatency(ctx context.Context, cfg config.Config, n int) (webhookResul
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	var r webhookResult
+	r := webhookResult{failedAttempts: failed}
 	mu.Lock()
 	defer mu.Unlock()
 	for id, at := range written {
@@ -108,8 +118,8 @@ func (w webhookResult) addTo(t *table) {
 		return
 	}
 	t.add("9. Webhook: feedback written → delivery received (local stack)",
-		fmt.Sprintf("p50 %s, p99 %s over %d deliveries; %d missing (stream polled every %s)",
-			ms(percentile(w.lat, 50)), ms(percentile(w.lat, 99)), len(w.lat), w.missing, webhook.LocalPoll),
+		fmt.Sprintf("p50 %s, p99 %s over %d deliveries; %d missing; %d failed attempts %v (stream polled every %s)",
+			ms(percentile(w.lat, 50)), ms(percentile(w.lat, 99)), len(w.lat), w.missing, len(w.failedAttempts), w.failedAttempts, webhook.LocalPoll),
 		"every feedback delivered", verdict(w.missing == 0))
 }
 
