@@ -26,7 +26,7 @@ type FeedbackData struct {
 	Username    string               `json:"username"`
 	Text        string               `json:"text"`
 	Rating      *int                 `json:"rating"`
-	Category    string               `json:"category"`
+	Category    *string              `json:"category"`
 	Environment *waymark.Environment `json:"environment"`
 	Attachments []Attachment         `json:"attachments"`
 }
@@ -46,13 +46,14 @@ func Body(format waymark.WebhookFormat, deliveryID, workspace string, fb *waymar
 	if format == waymark.WebhookSlack {
 		return json.Marshal(map[string]string{"text": slackText(workspace, fb)})
 	}
-	return json.Marshal(Payload{
-		ID: deliveryID, Type: EventFeedbackCreated, CreatedAt: waymark.FormatTime(fb.CreatedAt), Workspace: workspace,
-		Data: FeedbackData{
-			ID: fb.ID, Username: fb.Username, Text: fb.Text, Rating: fb.Rating, Category: fb.Category,
-			Environment: fb.Environment, Attachments: []Attachment{},
-		},
-	})
+	data := FeedbackData{
+		ID: fb.ID, Username: fb.Username, Text: fb.Text, Rating: fb.Rating,
+		Environment: fb.Environment, Attachments: []Attachment{},
+	}
+	if fb.Category != "" {
+		data.Category = &fb.Category
+	}
+	return json.Marshal(Payload{ID: deliveryID, Type: EventFeedbackCreated, CreatedAt: waymark.FormatTime(fb.CreatedAt), Workspace: workspace, Data: data})
 }
 
 // slackText is the message of a Slack incoming webhook. Slack reads &, <
