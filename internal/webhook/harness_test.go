@@ -16,9 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/waymarkhq/waymark/internal/awscalls"
 	"github.com/waymarkhq/waymark/internal/dynamo"
 	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/schema"
@@ -28,7 +32,12 @@ import (
 	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
-var stack *localstack.Stack
+var (
+	stack *localstack.Stack
+	// recorder records the deliverer's AWS calls for make iam-check
+	// (infra/stack/calls_test.go), as the function "webhook".
+	recorder *awscalls.Recorder
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -43,8 +52,21 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer stack.Stop()
-	return m.Run()
+	recorder = awscalls.New(stack.Tables)
+	code := m.Run()
+	if path := os.Getenv(awscalls.RecordEnv); path != "" && code == 0 {
+		path = awscalls.SuitePath(path, "webhook")
+		if err := recorder.WriteFile(path); err != nil {
+			fmt.Fprintln(os.Stderr, "recorded calls:", err)
+			return 1
+		}
+		fmt.Printf("recorded %d distinct AWS authorization requests into %s\n", len(recorder.Calls()), path)
+	}
+	return code
 }
+
+// webhookCaller is the deliverer function's name (infra/stack).
+const webhookCaller = "webhook"
 
 // faultyTransport sits between the SDK and DynamoDB Local: it throttles
 // some requests before they reach the engine and drops some answers after
@@ -97,11 +119,29 @@ type env struct {
 func newEnv(t *testing.T, faults *faultyTransport, now func() time.Time, schedule webhook.Schedule) *env {
 	t.Helper()
 	cfg := stack.Config()
-	db, kmsClient, err := cfg.Clients(context.Background())
+	// The service writes feedback through clients of its own; the
+	// deliverer's calls are recorded as the webhook function's.
+	svcDB, svcKMS, err := cfg.Clients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcStore, _ := wiring.SealedStore(svcDB, svcKMS, cfg)
+	recorded := cfg
+	recorded.AWS = &aws.Config{
+		Region:      stack.Region,
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+		APIOptions:  []func(*middleware.Stack) error{recorder.RegisterFor(webhookCaller)},
+	}
+	db, kmsClient, err := recorded.Clients(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if faults != nil {
+		svcDB = dynamodb.New(svcDB.Options(), func(o *dynamodb.Options) {
+			o.HTTPClient = faults
+			o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 20*time.Millisecond)
+		})
+		svcStore, _ = wiring.SealedStore(svcDB, svcKMS, cfg)
 		db = dynamodb.New(db.Options(), func(o *dynamodb.Options) {
 			o.HTTPClient = faults
 			o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 20*time.Millisecond)
@@ -115,7 +155,7 @@ func newEnv(t *testing.T, faults *faultyTransport, now func() time.Time, schedul
 	d := webhook.NewDeliverer(store, webhook.Policy{AllowLoopback: true}, wiring.Logger(io.Discard, "error"))
 	d.Now, d.Schedule = now, schedule
 	e := &env{
-		svc: service.New(store, service.Options{Now: now}), store: store, now: now,
+		svc: service.New(svcStore, service.Options{Now: now}), store: svcStore, now: now,
 		local: webhook.NewLocal(d, streams, cfg.Tables[schema.FeedbackTable]), done: make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
