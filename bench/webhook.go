@@ -100,9 +100,9 @@ func webhookLatency(ctx context.Context, cfg config.Config, n int) (webhookResul
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	r := webhookResult{failedAttempts: failed}
 	mu.Lock()
 	defer mu.Unlock()
+	r := webhookResult{failedAttempts: failed}
 	for id, at := range written {
 		if got, ok := received[id]; ok {
 			r.lat = append(r.lat, got.Sub(at))
