@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,6 +49,10 @@ func runWebhookUpdate(ctx context.Context, g globals, code string, o webhookOpti
 	format, err := waymark.ParseWebhookFormat(*o.format)
 	if err != nil {
 		return usageError("workspace update: --webhook-format takes json or slack")
+	}
+	if !g.local && strings.HasPrefix(strings.ToLower(*o.url), "http://") {
+		// The deployed deliverer would refuse it at every attempt.
+		return usageError("workspace update: a deployed stack delivers to https:// URLs only")
 	}
 	var secret string
 	ws, err := changeWorkspace(ctx, g, code, func(ws *waymark.Workspace) error {

@@ -278,6 +278,9 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 		return err
 	}
 	if hook.given(fs) {
+		if *origins != "" || *verify != "" || *hmacExpiration != "" || *retention >= 0 {
+			return usageError("workspace update: change the webhook in a command of its own")
+		}
 		return runWebhookUpdate(ctx, g, code, hook, stdout, *asJSON)
 	}
 	if *verify != "" && *verify != "on" && *verify != "off" {
