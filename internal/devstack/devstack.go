@@ -101,9 +101,10 @@ type Dev struct {
 	failed chan error // see Done
 	dir    string
 	// stopDeliverer ends the webhook deliverer (webhook.go), which then
-	// sends on delivererDone.
+	// sets delivererErr and closes delivererDone: Stop may run twice.
 	stopDeliverer context.CancelFunc
-	delivererDone chan error
+	delivererDone chan struct{}
+	delivererErr  error
 }
 
 // Demo workspaces seeded at every start, with fixed codes so that saved
@@ -287,7 +288,8 @@ func (d *Dev) Stop() error {
 	}
 	if d.stopDeliverer != nil {
 		d.stopDeliverer()
-		errs = append(errs, <-d.delivererDone)
+		<-d.delivererDone
+		errs = append(errs, d.delivererErr)
 	}
 	errs = append(errs, d.stack.Stop())
 	_ = os.Remove(filepath.Join(d.dir, StateFile))

@@ -38,7 +38,10 @@ func (d *Dev) startDeliverer(cfg config.Config, store *dynamo.Store, console io.
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopDeliverer = cancel
-	d.delivererDone = make(chan error, 1)
-	go func() { d.delivererDone <- local.Run(ctx) }()
+	d.delivererDone = make(chan struct{})
+	go func() {
+		d.delivererErr = local.Run(ctx)
+		close(d.delivererDone)
+	}()
 	return nil
 }
