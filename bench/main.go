@@ -32,8 +32,16 @@ func main() {
 	writes := flag.Int("writes", 10000, "writes for the KMS count")
 	rounds := flag.Int("rounds", 10, "cold starts of each function")
 	load := flag.Duration("load", 20*time.Second, "duration of the throughput run")
+	webhookOnly := flag.Bool("webhook-only", false, "measure only the webhook delivery latency and print it")
 	flag.Parse()
 	cfg := runConfig{out: *out, requests: *requests, writes: *writes, rounds: *rounds, load: *load}
+	if *webhookOnly {
+		if err := runWebhookOnly(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -199,6 +207,11 @@ func run(rc runConfig) error {
 		return err
 	}
 	progress("contention: %d writers of $add on one user", addWriters)
+
+	if res.webhook, err = webhookLatency(ctx, cfg, webhookDeliveries); err != nil {
+		return err
+	}
+	progress("webhook delivery latency")
 
 	res.elapsed = time.Since(began)
 	table := res.render()

@@ -29,6 +29,7 @@ type results struct {
 	load       throughputResult
 	contention []contentionResult
 	adds       addResult
+	webhook    webhookResult
 }
 
 // Targets of the issue that asked for these figures.
@@ -192,6 +193,7 @@ func (r *results) render() string {
 			fmt.Sprintf("%d non-2xx, count exact", contentionNon2xx),
 			verdict(c.non2xx == contentionNon2xx && c.displayed == events && c.accepted == events))
 	}
+	r.webhook.addTo(&t)
 
 	r.adds.row(&t)
 

@@ -152,6 +152,8 @@ type workspaceView struct {
 	// minimization); empty: any.
 	AllowedProps      []string `json:"allowedProps"`
 	AllowedGroupProps []string `json:"allowedGroupProps"`
+	// Webhook shows where deliveries go, never the signing secret.
+	Webhook *webhookView `json:"webhook,omitempty"`
 }
 
 type keyView struct {
@@ -164,6 +166,9 @@ func viewOf(ws *waymark.Workspace) workspaceView {
 	v := workspaceView{Code: ws.Code, Name: ws.Name, CreatedAt: waymark.FormatTime(ws.CreatedAt), IdentityVerification: ws.IdentityVerification,
 		HMACExpiration: string(ws.HMACExpiration), Origins: append([]string{}, ws.Origins...), RetentionDays: ws.RetentionDays, Disabled: ws.Disabled, Keys: []keyView{},
 		AllowedProps: append([]string{}, ws.AllowedProps...), AllowedGroupProps: append([]string{}, ws.AllowedGroupProps...)}
+	if ws.Webhook != nil {
+		v.Webhook = &webhookView{URL: ws.Webhook.URL, Format: string(ws.Webhook.Format)}
+	}
 	for _, k := range ws.Keys {
 		v.Keys = append(v.Keys, keyView{ID: k.ID, CreatedAt: waymark.FormatTime(k.CreatedAt), RevokedAt: waymark.FormatTime(k.RevokedAt)})
 	}
@@ -191,6 +196,9 @@ func printWorkspace(stdout io.Writer, ws *waymark.Workspace, asJSON bool) error 
 	fmt.Fprintf(tw, "code\t%s\nname\t%s\ncreated\t%s\nidentity verification\t%v\nhmac message\t%s\norigins\t%s\nretention\t%s\ndisabled\t%v\n",
 		v.Code, v.Name, v.CreatedAt, v.IdentityVerification, hmacMessage, origins, retention, v.Disabled)
 	fmt.Fprintf(tw, "allowed props\t%s\nallowed group props\t%s\n", allowListText(v.AllowedProps), allowListText(v.AllowedGroupProps))
+	if v.Webhook != nil {
+		fmt.Fprintf(tw, "webhook\t%s (%s)\n", v.Webhook.URL, v.Webhook.Format)
+	}
 	for _, k := range v.Keys {
 		state := "active"
 		if k.RevokedAt != "" {
@@ -272,6 +280,7 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 	var allowedProps, allowedGroupProps allowListFlag
 	fs.Var(&allowedProps, "allowed-props", "comma-separated user prop keys stored; others are ignored (\"\" or \"-\": any)")
 	fs.Var(&allowedGroupProps, "allowed-group-props", "comma-separated group prop keys stored; others are ignored (\"\" or \"-\": any)")
+	hook := webhookFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	code, help, err := parseCode(fs, args, stdout)
 	if help || err != nil {
@@ -281,6 +290,12 @@ func runWorkspaceUpdate(ctx context.Context, g globals, args []string, stdout, _
 		if f.err != nil {
 			return usageError("workspace update: %s", waymark.AsError(f.err).Message)
 		}
+	}
+	if hook.given(fs) {
+		if *origins != "" || *verify != "" || *hmacExpiration != "" || *retention >= 0 || allowedProps.set || allowedGroupProps.set {
+			return usageError("workspace update: change the webhook in a command of its own")
+		}
+		return runWebhookUpdate(ctx, g, code, hook, stdout, *asJSON)
 	}
 	if *verify != "" && *verify != "on" && *verify != "off" {
 		return usageError("workspace update: --identity-verification takes on or off")

@@ -111,6 +111,13 @@ func keyPolicy(r Region) awsiam.PolicyDocument {
 				Conditions: toPtr(viaDynamoDBFromAccount(r)),
 			}),
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("EncryptQueuesThroughSQS"),
+				Principals: &[]awsiam.IPrincipal{account},
+				Actions:    jsii.Strings("kms:GenerateDataKey", "kms:Decrypt"),
+				Resources:  jsii.Strings("*"),
+				Conditions: toPtr(viaSQSFromAccount(r)),
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:        jsii.String("FieldDataKeys"),
 				Principals: &[]awsiam.IPrincipal{account},
 				Actions:    jsii.Strings(fieldKeyActions...),

@@ -122,6 +122,8 @@ func (s *waymarkStack) addMonitoring() {
 			sumOverOperations(table, "ThrottledRequests", ops, period), 1)
 	}
 
+	s.addWebhookAlarms(alarm, period)
+
 	alarm("KmsRequestRateAlarm",
 		fmt.Sprintf("KMS cryptographic requests reached %d%% of the account's quota in %s; throttling is near", kmsQuotaPercent, s.region.Name),
 		kmsQuotaUsage(), kmsQuotaPercent)

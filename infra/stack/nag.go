@@ -42,6 +42,7 @@ func (s *waymarkStack) suppressNagFindings() {
 	for _, f := range routes.Functions() {
 		suppress(s.functions[f.Name].Role(), roleSuppressions)
 	}
+	suppress(s.webhookFunction.Role(), roleSuppressions)
 }
 
 func suppress(construct interface{}, list []suppression) {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -48,6 +49,9 @@ type waymarkStack struct {
 	functions map[string]awslambda.Function
 	api       awsapigatewayv2.HttpApi
 	stage     awsapigatewayv2.HttpStage
+	// The webhook deliverer and its dead-letter queue (webhook.go).
+	webhookFunction awslambda.Function
+	webhookDLQ      awssqs.Queue
 }
 
 func newWaymarkStack(scope constructs.Construct, r Region, opts options) (awscdk.Stack, error) {
@@ -75,6 +79,7 @@ func newWaymarkStack(scope constructs.Construct, r Region, opts options) (awscdk
 	if err := s.addAPI(); err != nil {
 		return nil, err
 	}
+	s.addWebhook()
 	s.addDomain()
 	s.addMonitoring()
 	s.addOperatorPolicy()
@@ -115,6 +120,9 @@ func (s *waymarkStack) addTables() {
 		}
 		if t.SortKey != nil {
 			props.SortKey = attribute(*t.SortKey)
+		}
+		if t.Stream {
+			props.Stream = awsdynamodb.StreamViewType_NEW_IMAGE
 		}
 		table := awsdynamodb.NewTable(s.stack, jsii.String(t.Name), props)
 		for _, idx := range t.GlobalIndexes {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -30,6 +31,18 @@ const (
 	RecordEnv = "WAYMARK_RECORD_AWS_CALLS"
 	CheckEnv  = "WAYMARK_CHECK_AWS_CALLS"
 )
+
+// SuitePath is where a test suite other than the integration suite writes
+// its calls, next to RecordEnv's file: "calls.json" becomes
+// "calls-<suite>.json". The infra test reads them all (SuitePaths).
+func SuitePath(recordPath, suite string) string {
+	return strings.TrimSuffix(recordPath, ".json") + "-" + suite + ".json"
+}
+
+// SuitePaths lists the files SuitePath made next to recordPath.
+func SuitePaths(recordPath string) ([]string, error) {
+	return filepath.Glob(strings.TrimSuffix(recordPath, ".json") + "-*.json")
+}
 
 // Operator is the caller of calls made outside any function's handler: the
 // test harness creates and reads workspaces through the store as the

@@ -100,6 +100,11 @@ type Dev struct {
 	served chan error // what the API server's Serve returned
 	failed chan error // see Done
 	dir    string
+	// stopDeliverer ends the webhook deliverer (webhook.go), which then
+	// sets delivererErr and closes delivererDone: Stop may run twice.
+	stopDeliverer context.CancelFunc
+	delivererDone chan struct{}
+	delivererErr  error
 }
 
 // Demo workspaces seeded at every start, with fixed codes so that saved
@@ -132,6 +137,10 @@ func Start(ctx context.Context, opts Options) (*Dev, error) {
 	}
 	d := &Dev{stack: stack, dir: opts.StateDir}
 	if err := d.serve(ctx, opts); err != nil {
+		if d.stopDeliverer != nil {
+			d.stopDeliverer()
+			<-d.delivererDone
+		}
 		_ = stack.Stop()
 		return nil, err
 	}
@@ -159,6 +168,9 @@ func (d *Dev) serve(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := SeedDemoWorkspaces(ctx, graph.Store); err != nil {
+		return err
+	}
+	if err := d.startDeliverer(cfg, graph.Store, logOut); err != nil {
 		return err
 	}
 	handlers := map[string]gateway.Handler{}
@@ -273,6 +285,11 @@ func (d *Dev) Stop() error {
 	var errs []error
 	if d.server != nil {
 		errs = append(errs, d.server.Shutdown(ctx))
+	}
+	if d.stopDeliverer != nil {
+		d.stopDeliverer()
+		<-d.delivererDone
+		errs = append(errs, d.delivererErr)
 	}
 	errs = append(errs, d.stack.Stop())
 	_ = os.Remove(filepath.Join(d.dir, StateFile))

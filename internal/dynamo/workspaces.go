@@ -76,6 +76,9 @@ func (s *Store) workspaceFromItem(ctx context.Context, item map[string]types.Att
 		UserKeySecret:        userKeySecret,
 		Version:              getInt(item, attrVersion),
 	}
+	if ws.Webhook, err = openWebhook(opener, item); err != nil {
+		return nil, err
+	}
 	if err := attributevalue.Unmarshal(item["origins"], &ws.Origins); err != nil && item["origins"] != nil {
 		return nil, fmt.Errorf("dynamo: workspace origins: %w", err)
 	}
@@ -144,6 +147,11 @@ func (s *Store) PutWorkspace(ctx context.Context, ws *waymark.Workspace) error {
 		if len(list) > 0 {
 			item[attr] = &types.AttributeValueMemberSS{Value: list}
 		}
+	}
+	if ws.Webhook != nil {
+		item[attrWebhookURL] = str(ws.Webhook.URL)
+		item[attrWebhookFormat] = str(string(ws.Webhook.Format))
+		item[attrWebhookSecret] = sealer.seal(attrWebhookSecret, []byte(ws.Webhook.Secret))
 	}
 	cond := "attribute_not_exists(code)"
 	values := map[string]types.AttributeValue(nil)

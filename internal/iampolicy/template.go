@@ -65,7 +65,12 @@ var arnFormats = map[string]struct {
 	"AWS::Logs::LogGroup":     {"arn:aws:logs:%[1]s:%[2]s:log-group:%[3]s:*", false},
 	"AWS::Lambda::Function":   {"arn:aws:lambda:%[1]s:%[2]s:function:%[3]s", false},
 	"AWS::CloudWatch::Alarm":  {"arn:aws:cloudwatch:%[1]s:%[2]s:alarm:%[3]s", false},
+	"AWS::SQS::Queue":         {"arn:aws:sqs:%[1]s:%[2]s:%[3]s", false},
 }
+
+// StreamLabel stands for the label of a table's stream in its StreamArn,
+// which DynamoDB sets when it creates the stream.
+const StreamLabel = "2006-01-02T15:04:05.000"
 
 // StackID is the stack's ARN (AWS::StackId), with a fixed id.
 func (t Template) StackID() string {
@@ -150,8 +155,15 @@ func (t Template) intrinsic(fn string, arg any) (any, error) {
 		return name, nil
 	case "Fn::GetAtt":
 		l, _ := arg.([]any)
+		if len(l) == 2 && l[1] == "StreamArn" {
+			arn, err := t.Arn(fmt.Sprint(l[0]))
+			if err != nil {
+				return nil, err
+			}
+			return arn + "/stream/" + StreamLabel, nil
+		}
 		if len(l) != 2 || l[1] != "Arn" {
-			return nil, fmt.Errorf("iampolicy: Fn::GetAtt %v: only Arn is resolved", arg)
+			return nil, fmt.Errorf("iampolicy: Fn::GetAtt %v: only Arn and a table's StreamArn are resolved", arg)
 		}
 		return t.Arn(fmt.Sprint(l[0]))
 	case "Fn::Join":

@@ -47,6 +47,15 @@ func ensureTable(ctx context.Context, db *dynamodb.Client, t schema.Table, name 
 	if err != nil {
 		return err
 	}
+	if t.Stream && (desc.StreamSpecification == nil || !aws.ToBool(desc.StreamSpecification.StreamEnabled)) {
+		// A table kept from before the schema had its stream gets it now.
+		if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+			TableName:           aws.String(name),
+			StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage},
+		}); err != nil {
+			return fmt.Errorf("localstack: enable the stream of %s: %w", name, err)
+		}
+	}
 	return checkKeys(t, desc)
 }
 
@@ -68,6 +77,9 @@ func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
 			AttributeName: aws.String(k.Name),
 			AttributeType: types.ScalarAttributeType(k.Type),
 		})
+	}
+	if t.Stream {
+		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage}
 	}
 	define(&t.PartitionKey)
 	define(t.SortKey)

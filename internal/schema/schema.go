@@ -65,6 +65,8 @@ type Table struct {
 	// TTLAttribute is the attribute DynamoDB's time to live reads.
 	TTLAttribute string
 	Attributes   []Attribute
+	// Stream turns on the table's change stream (new images).
+	Stream bool
 }
 
 // TTLAttribute is the time-to-live attribute of every table (unix seconds).
@@ -110,6 +112,9 @@ var Workspaces = Table{
 		{Name: "hmacSecret", Holds: "secret for identity verification", Protection: Sealed},
 		{Name: "userKeySecret", Holds: "secret for the keyed hash of usernames", Protection: Sealed},
 		{Name: "keys", Holds: "server API keys: id, SHA-256 of the key, created and revoked times", Protection: Hashed},
+		{Name: "webhookUrl", Holds: "URL new feedback is delivered to (set by the operator)", Protection: Clear},
+		{Name: "webhookFormat", Holds: "body of the deliveries: json or slack", Protection: Clear},
+		{Name: "webhookSecret", Holds: "secret that signs the deliveries", Protection: Sealed},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
 		{Name: SealKeyAttribute, Holds: "KMS-wrapped data key the functions seal this workspace's new values with, shared between function instances", Protection: Clear},
 		{Name: SealKeyAtAttribute, Holds: "when that data key was generated (RFC 3339); it seals for 10 minutes", Protection: Clear},
@@ -195,8 +200,16 @@ var Feedback = Table{
 		{Name: "text", Holds: "feedback text", Personal: true, Protection: Sealed},
 		{Name: "environment", Holds: "page URL, user agent, language, platform, viewport (JSON)", Personal: true, Protection: Sealed},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
-		{Name: TTLAttribute, Holds: "expiry under the workspace's retention", Protection: Clear},
+		{Name: TTLAttribute, Holds: "expiry under the workspace's retention (parked deliveries: 30 days after parking)", Protection: Clear},
+		{Name: "fpk", Holds: "parked delivery (pk " + ParkedDeliveryPrefix + "CODE, sk delivery id): the feedback's pk", Personal: true, Protection: KeyedHash},
+		{Name: "fsk", Holds: "parked delivery: the feedback's sk", Protection: Clear},
+		{Name: "firstAt", Holds: "parked delivery: when it was first queued; requeued delivery (pk " + RequeuedDeliveryPrefix + "CODE): when it was requeued", Protection: Clear},
+		{Name: "parkedAt", Holds: "parked delivery: when it was parked", Protection: Clear},
+		{Name: "attempts", Holds: "parked delivery: attempts made", Protection: Clear},
+		{Name: "lastError", Holds: "parked delivery: outcome of the last attempt (status code or error class, never a body)", Protection: Clear},
 	},
+	// New feedback items reach the webhook deliverer through the stream.
+	Stream: true,
 }
 
 // Groups holds, in one partition per group (a customer's account), the group
@@ -228,6 +241,16 @@ const (
 	GroupItemSK       = "group"
 	GroupMemberPrefix = "member#"
 )
+
+// ParkedDeliveryPrefix starts the partition key of a workspace's parked
+// webhook deliveries in the Feedback table. Workspace codes cannot hold
+// '~', so no user's partition (CODE#hash) can take this form.
+const ParkedDeliveryPrefix = "~parked#"
+
+// RequeuedDeliveryPrefix starts the partition key of a redelivery request
+// (sk: the delivery id): written by `waymark workspace redeliver`, it
+// reaches the deliverer through the table's stream like new feedback.
+const RequeuedDeliveryPrefix = "~requeue#"
 
 // All lists every table Waymark uses.
 func All() []Table { return []Table{Workspaces, Users, ContentState, Feedback, Groups} }

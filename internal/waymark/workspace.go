@@ -37,7 +37,9 @@ type Workspace struct {
 	// usernames in every table key, so rotating the HMAC secret changes no key.
 	UserKeySecret []byte
 	Keys          []APIKey
-	Version       int64
+	// Webhook, when set, receives the workspace's new feedback.
+	Webhook *Webhook
+	Version int64
 }
 
 // APIKey is a server API key: only its hash is stored.

@@ -1,0 +1,45 @@
+package wiring
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/webhook"
+)
+
+// WebhookFromEnv wires the deployed webhook deliverer from its environment:
+// public receivers over https only, the queue the stack made for it.
+func WebhookFromEnv(ctx context.Context) *webhook.Function {
+	cfg, err := config.FromEnv()
+	log := Logger(os.Stdout, cfg.LogLevel)
+	fail := func(step string, err error) {
+		log.Error(step, slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	if err != nil {
+		fail("configuration", err)
+	}
+	queueURL := os.Getenv(config.EnvWebhookQueueURL)
+	if queueURL == "" {
+		fail("configuration", errMissing(config.EnvWebhookQueueURL))
+	}
+	db, kmsClient, err := cfg.Clients(ctx)
+	if err != nil {
+		fail("start", err)
+	}
+	queue, err := cfg.SQSClient(ctx)
+	if err != nil {
+		fail("start", err)
+	}
+	store, _ := SealedStore(db, kmsClient, cfg)
+	return &webhook.Function{
+		Deliverer: webhook.NewDeliverer(store, webhook.Policy{}, log),
+		Queue:     queue, QueueURL: queueURL, Metrics: os.Stdout,
+	}
+}
+
+type errMissing string
+
+func (e errMissing) Error() string { return "config: " + string(e) + " is not set" }
