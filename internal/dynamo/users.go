@@ -98,9 +98,30 @@ func (s *Store) userFromItem(ctx context.Context, ws *waymark.Workspace, item ma
 // requestID marks the write so a retried call can tell its own earlier
 // success from another writer's.
 func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) error {
-	sealer, err := s.sealerFor(ctx, ws.Code, schema.UsersTable, u.Key, "")
+	item, err := s.userItem(ctx, ws, u, requestID, now)
 	if err != nil {
 		return err
+	}
+	cond, values := versionCondition(u.Version)
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 s.table(schema.UsersTable),
+		Item:                      item,
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeValues: values,
+	})
+	if err != nil {
+		return mapError("put user", err)
+	}
+	u.Version++
+	return nil
+}
+
+// userItem is the whole item of a user at its next version, every personal
+// field sealed; it sets u.ExpiresAt to the workspace's retention from now.
+func (s *Store) userItem(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) (map[string]types.AttributeValue, error) {
+	sealer, err := s.sealerFor(ctx, ws.Code, schema.UsersTable, u.Key, "")
+	if err != nil {
+		return nil, err
 	}
 	item := map[string]types.AttributeValue{
 		attrPK:        str(u.Key),
@@ -122,24 +143,13 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 	if len(u.Profile.Props) > 0 {
 		props, err := json.Marshal(u.Profile.Props)
 		if err != nil {
-			return fmt.Errorf("dynamo: user props: %w", err)
+			return nil, fmt.Errorf("dynamo: user props: %w", err)
 		}
 		item["props"] = sealer.seal("props", props)
 	}
 	u.ExpiresAt = ws.ExpiresAt(now)
 	putExpiry(item, u.ExpiresAt)
-	cond, values := versionCondition(u.Version)
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 s.table(schema.UsersTable),
-		Item:                      item,
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeValues: values,
-	})
-	if err != nil {
-		return mapError("put user", err)
-	}
-	u.Version++
-	return nil
+	return item, nil
 }
 
 // attrLastInput holds the waymark.Workspace.IdentifyDigest of the last

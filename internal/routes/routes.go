@@ -152,6 +152,7 @@ func Table() []Route {
 		{Method: "GET", Path: "/v1/server/feedback", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/export", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/delete", Function: Server.Name},
+		{Method: "POST", Path: "/v1/server/users/import", Function: Server.Name},
 		{Method: "GET", Path: "/waymark.js", Function: Snippet.Name},
 	}
 }

@@ -36,6 +36,8 @@ type Store interface {
 	UserFeedback(ctx context.Context, ws *waymark.Workspace, userKey string) ([]*waymark.Feedback, error)
 	SurveyAnswers(ctx context.Context, ws *waymark.Workspace, userKey string) (map[string]any, error)
 	EraseUser(ctx context.Context, userKey string) (int, error)
+	StoredInputs(ctx context.Context, userKeys []string) (map[string]dynamo.StoredInput, error)
+	PutNewUsers(ctx context.Context, ws *waymark.Workspace, users []*waymark.User, requestID string, now time.Time) error
 }
 
 var _ Store = (*dynamo.Store)(nil)
