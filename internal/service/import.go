@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -182,6 +183,7 @@ func (s *Service) ImportOf(ctx context.Context, call Call, ws *waymark.Workspace
 			return nil, err
 		}
 	}
+	slices.SortFunc(res.Failed, func(a, b ImportFailure) int { return a.Index - b.Index })
 	return res, nil
 }
 
