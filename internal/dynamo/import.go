@@ -53,8 +53,8 @@ func (s *Store) StoredInputs(ctx context.Context, userKeys []string) (map[string
 	for i, keys := range chunks {
 		g.Go(func() error {
 			request := types.KeysAndAttributes{
-				ConsistentRead:           aws.Bool(true),
-				ProjectionExpression:     aws.String("pk, " + attrLastInput + ", " + attrExpiresAt),
+				ConsistentRead:       aws.Bool(true),
+				ProjectionExpression: aws.String("pk, " + attrLastInput + ", " + attrExpiresAt),
 			}
 			for _, k := range keys {
 				request.Keys = append(request.Keys, map[string]types.AttributeValue{attrPK: str(k)})
