@@ -36,7 +36,7 @@ const importBatchBytes = apigw.MaxImportBodyBytes - 1024
 
 // importInFlight is how many batches are imported at once: while one
 // waits for DynamoDB, the next is validated and sealed.
-const importInFlight = 2
+const importInFlight = 1
 
 // importAttempts bounds the tries of one batch that is throttled (429) or
 // finds a dependency unavailable (503).

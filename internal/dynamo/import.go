@@ -28,7 +28,7 @@ const (
 // importCallsInFlight bounds the batch calls one import makes at once: enough
 // to hide a round trip's latency, few enough not to throttle a table that
 // other requests write too.
-const importCallsInFlight = 8
+const importCallsInFlight = 16
 
 // batchAttempts bounds how often a batch's unprocessed part (DynamoDB's
 // throttling of a batch) is sent again before the import answers throttled.
