@@ -32,8 +32,8 @@ import (
 // that the CLI's instance starts with no key a request of this run made.
 const importWorkspace = "bench-import"
 
-// importInFlight is the most BatchWriteItem calls the CLI has in flight (two
-// batches, eight calls each): the floor's parallelism.
+// importFloorInFlight is the most BatchWriteItem calls the CLI has in
+// flight (one batch at a time, 16 calls): the floor's parallelism.
 const importFloorInFlight = 16
 
 // importResult is the bulk import's throughput against its floor.

@@ -217,3 +217,33 @@ func TestImportCSV(t *testing.T) {
 		t.Errorf("unknown column: %v", err)
 	}
 }
+
+// TestImportProgressAck: batches acknowledged out of order are kept apart
+// until the ones before them are in, then folded into the count of leading
+// batches; none is forgotten and none is acknowledged twice.
+func TestImportProgressAck(t *testing.T) {
+	var p importProgress
+	for _, b := range []int{1, 3, 0, 2, 5} {
+		p.ack(b)
+	}
+	if p.Batches != 4 || fmt.Sprint(p.Beyond) != "[5]" {
+		t.Fatalf("after 1, 3, 0, 2, 5: %d leading batches and %v beyond, want 4 and [5]", p.Batches, p.Beyond)
+	}
+	for b, want := range []bool{true, true, true, true, false, true, false} {
+		if p.acked(b) != want {
+			t.Errorf("acked(%d) = %v, want %v", b, !want, want)
+		}
+	}
+}
+
+// TestCSVValue: a props cell is a number or a boolean when it reads as one
+// in JSON, and a string otherwise (leading zeros, quotes, words).
+func TestCSVValue(t *testing.T) {
+	for cell, want := range map[string]string{"12": "json.Number 12", "-1.5e3": "json.Number -1.5e3", "true": "bool true",
+		"false": "bool false", "007": "string 007", `"12"`: `string "12"`, "pro": "string pro", "True": "string True", "1 2": "string 1 2"} {
+		v := csvValue(cell)
+		if got := fmt.Sprintf("%T %v", v, v); strings.TrimPrefix(got, "json.") != strings.TrimPrefix(want, "json.") {
+			t.Errorf("csvValue(%q) = %s, want %s", cell, got, want)
+		}
+	}
+}
