@@ -228,3 +228,36 @@ func TestImportLimits(t *testing.T) {
 		t.Errorf("server identify with a body over %d bytes: %d, want 413", waymark.MaxBodyBytes, r.Status)
 	}
 }
+
+// TestImportKMSDownWritesNothing: with KMS unreachable and no data key
+// cached, an import answers 503 and stores none of its users: every user is
+// sealed before the first write.
+func TestImportKMSDownWritesNothing(t *testing.T) {
+	kmsFaults := &faultyTransport{}
+	hs, _ := faultyGraph(t, nil, kmsFaults)
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	call := func(users ...any) response {
+		return invokeRoute(t, hs, serverRoute(t, importRoute), mustJSON(map[string]any{"users": users}), map[string]string{"authorization": "Bearer " + key}, nil)
+	}
+	// A call whose only user is refused opens the workspace's secrets (one
+	// KMS call) and seals nothing...
+	if r := call(map[string]any{"username": ""}); r.Status != 200 {
+		t.Fatalf("import: %d %v", r.Status, r.Body)
+	}
+	// ...then KMS goes away before any data key for sealing was generated.
+	kmsFaults.down.Store(true)
+	var users []any
+	var names []string
+	for range 30 {
+		names = append(names, uniqueUser(t))
+		users = append(users, map[string]any{"username": names[len(names)-1]})
+	}
+	if r := call(users...); r.Status != 503 || r.errorCode() != waymark.EUnavailable || r.Headers["retry-after"] == "" {
+		t.Fatalf("import with KMS down: %d %v %v", r.Status, r.Body, r.Headers)
+	}
+	for _, u := range names {
+		if n := itemsOfUser(t, ws.UserKey(u)); n != 0 {
+			t.Fatalf("%d items stored while KMS was down", n)
+		}
+	}
+}
