@@ -428,7 +428,6 @@ func scanCSV(r io.Reader, fn func(importEntry) error) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
 		var parseErr *csv.ParseError
 		if errors.As(err, &parseErr) && !errors.Is(parseErr.Err, csv.ErrQuote) && !errors.Is(parseErr.Err, csv.ErrBareQuote) {
 			// A row with another number of cells: this user only.
@@ -440,6 +439,7 @@ func scanCSV(r io.Reader, fn func(importEntry) error) error {
 		if err != nil {
 			return fmt.Errorf("CSV: %w", err)
 		}
+		line, _ := cr.FieldPos(0)
 		user := map[string]any{}
 		props := map[string]any{}
 		for i, cell := range record {
