@@ -32,9 +32,10 @@ func main() {
 	writes := flag.Int("writes", 10000, "writes for the KMS count")
 	rounds := flag.Int("rounds", 10, "cold starts of each function")
 	load := flag.Duration("load", 20*time.Second, "duration of the throughput run")
+	importUsers := flag.Int("import-users", 10000, "users of the bulk import's run")
 	webhookOnly := flag.Bool("webhook-only", false, "measure only the webhook delivery latency and print it")
 	flag.Parse()
-	cfg := runConfig{out: *out, requests: *requests, writes: *writes, rounds: *rounds, load: *load}
+	cfg := runConfig{out: *out, requests: *requests, writes: *writes, rounds: *rounds, load: *load, importUsers: *importUsers}
 	if *webhookOnly {
 		if err := runWebhookOnly(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -54,6 +55,8 @@ type runConfig struct {
 	writes   int
 	rounds   int
 	load     time.Duration
+	// importUsers is the size of the bulk import's run.
+	importUsers int
 }
 
 // benchWorkspace is the workspace every request names: no identity
@@ -159,6 +162,11 @@ func run(rc runConfig) error {
 		return err
 	}
 	progress("KMS calls over %d writes", rc.writes)
+
+	if res.bulk, err = importThroughput(ctx, cfg, cli, dir, rc.importUsers); err != nil {
+		return err
+	}
+	progress("bulk import of %d users", rc.importUsers)
 
 	first := map[string][]byte{}
 	const coldUser = "cold@example.com"

@@ -117,7 +117,7 @@ func (w webhookResult) addTo(t *table) {
 	if len(w.lat) == 0 {
 		return
 	}
-	t.add("9. Webhook: feedback written → delivery received (local stack)",
+	t.add("11. Webhook: feedback written → delivery received (local stack)",
 		fmt.Sprintf("p50 %s, p99 %s over %d deliveries; %d missing; %d failed attempts %v (stream polled every %s)",
 			ms(percentile(w.lat, 50)), ms(percentile(w.lat, 99)), len(w.lat), w.missing, len(w.failedAttempts), w.failedAttempts, webhook.LocalPoll),
 		"every feedback delivered", verdict(w.missing == 0))

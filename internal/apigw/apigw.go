@@ -61,6 +61,7 @@ func (a *API) routesOf(function string) map[string]route {
 		"GET /v1/server/feedback":         {a.listFeedback, http.StatusOK},
 		"POST /v1/server/users/export":    {decodeAndCall(a.svc.ExportUser), http.StatusOK},
 		"POST /v1/server/users/delete":    {decodeAndCall(a.svc.EraseUsers), http.StatusOK},
+		"POST /v1/server/users/import":    {a.importUsers, http.StatusOK},
 		"POST /v1/server/groups/identify": {decodeAndCall(a.svc.IdentifyGroup), http.StatusOK},
 		"POST /v1/server/groups/export":   {decodeAndCall(a.svc.ExportGroup), http.StatusOK},
 		"POST /v1/server/groups/delete":   {decodeAndCall(a.svc.EraseGroups), http.StatusOK},
@@ -100,7 +101,7 @@ func (a *API) Handler(function string) Handler {
 				return nil, fmt.Errorf("apigw: route %q is not served by function %s", req.RouteKey, function)
 			}}
 		}
-		return a.serve(ctx, req, r.endpoint, r.status), nil
+		return a.serve(ctx, req, r), nil
 	}
 }
 
@@ -134,7 +135,7 @@ func (a *API) listFeedback(ctx context.Context, c service.Call, req events.APIGa
 	return a.svc.ListFeedback(ctx, c, service.FeedbackQuery{Since: q["since"], Limit: q["limit"], Cursor: q["cursor"]})
 }
 
-func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep endpoint, okStatus int) events.APIGatewayV2HTTPResponse {
+func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, r route) events.APIGatewayV2HTTPResponse {
 	start := time.Now()
 	requestID := req.RequestContext.RequestID
 	if requestID == "" {
@@ -143,7 +144,7 @@ func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep 
 	call := service.Call{Origin: header(req.Headers, "origin"), RequestID: requestID, Authorization: header(req.Headers, "authorization")}
 
 	result, err := func() (any, error) {
-		body, err := readBody(req)
+		body, err := readBody(req, bodyLimit(req.RouteKey))
 		if err != nil {
 			return nil, err
 		}
@@ -152,10 +153,10 @@ func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep 
 		}
 		// The endpoint recovers its own panics (with their stack) inside the
 		// deadline's goroutine.
-		return withinDeadline(ctx, func(ctx context.Context) (any, error) { return a.callEndpoint(ctx, ep, call, req, body) })
+		return withinDeadline(ctx, func(ctx context.Context) (any, error) { return a.callEndpoint(ctx, r.endpoint, call, req, body) })
 	}()
 
-	status := okStatus
+	status := r.status
 	var payload any = result
 	code := ""
 	if err != nil {
@@ -260,22 +261,22 @@ func header(h map[string]string, name string) string {
 	return ""
 }
 
-func readBody(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
-	tooLarge := waymark.Errorf(waymark.EPayloadTooLarge, "request body is larger than %d bytes", waymark.MaxBodyBytes)
+func readBody(req events.APIGatewayV2HTTPRequest, limit int) ([]byte, error) {
+	tooLarge := waymark.Errorf(waymark.EPayloadTooLarge, "request body is larger than %d bytes", limit)
 	if !req.IsBase64Encoded {
-		if len(req.Body) > waymark.MaxBodyBytes {
+		if len(req.Body) > limit {
 			return nil, tooLarge
 		}
 		return []byte(req.Body), nil
 	}
-	if base64.StdEncoding.DecodedLen(len(req.Body)) > waymark.MaxBodyBytes+2 {
+	if base64.StdEncoding.DecodedLen(len(req.Body)) > limit+2 {
 		return nil, tooLarge
 	}
 	body, err := base64.StdEncoding.DecodeString(req.Body)
 	if err != nil {
 		return nil, waymark.Errorf(waymark.EInvalidJSON, "request body is not valid base64")
 	}
-	if len(body) > waymark.MaxBodyBytes {
+	if len(body) > limit {
 		return nil, tooLarge
 	}
 	return body, nil

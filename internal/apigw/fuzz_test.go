@@ -100,7 +100,7 @@ func FuzzRequestBodies(f *testing.F) {
 		if encoded {
 			req.Body, req.IsBase64Encoded = string(body), true
 		}
-		read, err := readBody(req)
+		read, err := readBody(req, waymark.MaxBodyBytes)
 		if err != nil {
 			mustBeClientError(t, "read", err)
 			return

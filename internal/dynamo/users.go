@@ -120,7 +120,8 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 	return nil
 }
 
-// userItem is the whole user item PutUser writes; it sets u.ExpiresAt.
+// userItem is the whole item of a user at its next version, every personal
+// field sealed; it sets u.ExpiresAt to the workspace's retention from now.
 func (s *Store) userItem(ctx context.Context, ws *waymark.Workspace, u *waymark.User, requestID string, now time.Time) (map[string]types.AttributeValue, error) {
 	sealer, err := s.sealerFor(ctx, ws.Code, schema.UsersTable, u.Key, "")
 	if err != nil {

@@ -157,6 +157,7 @@ func Table() []Route {
 		{Method: "POST", Path: "/v1/server/groups/identify", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/groups/export", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/groups/delete", Function: Server.Name},
+		{Method: "POST", Path: "/v1/server/users/import", Function: Server.Name},
 		{Method: "GET", Path: "/waymark.js", Function: Snippet.Name},
 	}
 }

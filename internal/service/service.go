@@ -46,6 +46,8 @@ type Store interface {
 	CountMembers(ctx context.Context, groupKey string) (int, error)
 	EraseGroup(ctx context.Context, groupKey string) (int, error)
 	EraseMemberships(ctx context.Context, userKey string) (int, error)
+	StoredInputs(ctx context.Context, userKeys []string) (map[string]dynamo.StoredInput, error)
+	PutNewUsers(ctx context.Context, ws *waymark.Workspace, users []*waymark.User, requestID string, now time.Time) error
 }
 
 var _ Store = (*dynamo.Store)(nil)
