@@ -65,7 +65,13 @@ type synthesized struct {
 
 func synth(context map[string]interface{}, account string) *synthesized {
 	out := &synthesized{templates: map[string]map[string]interface{}{}, deps: map[string][]string{}}
-	ctx := map[string]interface{}{CtxAssetRoot: assetRoot, "aws:cdk:enable-asset-metadata": true}
+	ctx, err := cdkJSONContext()
+	if err != nil {
+		out.err = err
+		return out
+	}
+	ctx[CtxAssetRoot] = assetRoot
+	ctx["aws:cdk:enable-asset-metadata"] = true
 	for k, v := range context {
 		ctx[k] = v
 	}
@@ -97,6 +103,26 @@ func synth(context map[string]interface{}, account string) *synthesized {
 		out.templates[*s.StackName()] = *assertions.Template_FromStack(s, nil).ToJSON()
 	}
 	return out
+}
+
+// cdkJSONContext is the context of the repository's cdk.json (the CDK's
+// feature flags), which the CLI gives the app: the tests synthesize the
+// stacks `cdk synth` and `cdk deploy` make, not those of the flags' defaults.
+func cdkJSONContext() (map[string]interface{}, error) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "cdk.json"))
+	if err != nil {
+		return nil, err
+	}
+	var cfg struct {
+		Context map[string]interface{} `json:"context"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("cdk.json: %w", err)
+	}
+	if cfg.Context == nil {
+		cfg.Context = map[string]interface{}{}
+	}
+	return cfg.Context, nil
 }
 
 var (
