@@ -53,14 +53,15 @@ type route struct {
 // routesOf maps each route key of a function to how it is served.
 func (a *API) routesOf(function string) map[string]route {
 	byFunction := map[string]route{
-		"POST /v1/identify":            {decodeAndCall(a.svc.Identify), http.StatusOK},
-		"POST /v1/events":              {decodeAndCall(a.svc.RecordEvents), http.StatusOK},
-		"POST /v1/state":               {decodeAndCall(a.svc.State), http.StatusOK},
-		"POST /v1/feedback":            {decodeAndCall(a.svc.SubmitFeedback), http.StatusCreated},
-		"POST /v1/server/identify":     {decodeAndCall(a.svc.ServerIdentify), http.StatusOK},
-		"GET /v1/server/feedback":      {a.listFeedback, http.StatusOK},
-		"POST /v1/server/users/export": {decodeAndCall(a.svc.ExportUser), http.StatusOK},
-		"POST /v1/server/users/delete": {decodeAndCall(a.svc.EraseUsers), http.StatusOK},
+		"POST /v1/identify":             {decodeAndCall(a.svc.Identify), http.StatusOK},
+		"POST /v1/events":               {decodeAndCall(a.svc.RecordEvents), http.StatusOK},
+		"POST /v1/state":                {decodeAndCall(a.svc.State), http.StatusOK},
+		"POST /v1/feedback":             {decodeAndCall(a.svc.SubmitFeedback), http.StatusCreated},
+		"POST /v1/feedback/attachments": {decodeAndCall(a.svc.CreateAttachment), http.StatusCreated},
+		"POST /v1/server/identify":      {decodeAndCall(a.svc.ServerIdentify), http.StatusOK},
+		"GET /v1/server/feedback":       {a.listFeedback, http.StatusOK},
+		"POST /v1/server/users/export":  {decodeAndCall(a.svc.ExportUser), http.StatusOK},
+		"POST /v1/server/users/delete":  {decodeAndCall(a.svc.EraseUsers), http.StatusOK},
 	}
 	out := map[string]route{}
 	for _, r := range routes.Table() {

@@ -51,6 +51,9 @@ type Options struct {
 	MaxAttempts int
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Attachments is the bucket of feedback attachments; nil in a function
+	// that handles none.
+	Attachments Attachments
 }
 
 // Service serves the public API.
@@ -292,6 +295,9 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 		ID: waymark.NewID(), UserKey: userKey, Username: req.Username, Text: req.Text, Rating: req.Rating,
 		Category: req.CategoryText(), Environment: req.Environment, CreatedAt: now,
 	}
+	if fb.Attachments, err = s.attach(ctx, userKey, req.Attachments, now); err != nil {
+		return nil, err
+	}
 	sealedName, err := s.store.SealUsername(ctx, ws, userKey, req.Username)
 	if err != nil {
 		return nil, err
@@ -308,6 +314,7 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 	if err := errors.Join(putErr, touchErr); err != nil {
 		return nil, err
 	}
+	s.releaseUploads(ctx, userKey, fb.Attachments)
 	return &FeedbackResult{ID: fb.ID, CreatedAt: waymark.FormatTime(now)}, nil
 }
 
