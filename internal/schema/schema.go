@@ -188,6 +188,7 @@ var Feedback = Table{
 		{Name: "username", Holds: "the sender's username (for the workspace's feedback list)", Personal: true, Protection: Sealed},
 		{Name: "text", Holds: "feedback text", Personal: true, Protection: Sealed},
 		{Name: "environment", Holds: "page URL, user agent, language, platform, viewport (JSON)", Personal: true, Protection: Sealed},
+		{Name: "attachments", Holds: "attached files: random id, content type, size (the files are in the attachments bucket)", Protection: Clear},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
 		{Name: TTLAttribute, Holds: "expiry under the workspace's retention", Protection: Clear},
 	},
