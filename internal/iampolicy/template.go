@@ -65,6 +65,7 @@ var arnFormats = map[string]struct {
 	"AWS::Logs::LogGroup":     {"arn:aws:logs:%[1]s:%[2]s:log-group:%[3]s:*", false},
 	"AWS::Lambda::Function":   {"arn:aws:lambda:%[1]s:%[2]s:function:%[3]s", false},
 	"AWS::CloudWatch::Alarm":  {"arn:aws:cloudwatch:%[1]s:%[2]s:alarm:%[3]s", false},
+	"AWS::S3::Bucket":         {"arn:aws:s3:::%[3]s", false},
 }
 
 // StackID is the stack's ARN (AWS::StackId), with a fixed id.
