@@ -306,6 +306,15 @@ func TestFeedbackRefusesAttachments(t *testing.T) {
 	if r := feedbackWith(t, handlers, ws, owner, up.ID); r.Status != 201 {
 		t.Fatalf("owner's feedback: %d %v", r.Status, r.Body)
 	}
+	// A feedback sent again (the snippet's answer was lost) finds the
+	// attachment already moved out of the uploads, and is stored.
+	if r := feedbackWith(t, handlers, ws, owner, up.ID); r.Status != 201 {
+		t.Fatalf("the same attachment again: %d %v", r.Status, r.Body)
+	}
+	// Another user still cannot name it once attached.
+	if r := feedbackWith(t, handlers, ws, other, up.ID); r.Status != 400 || r.errorField() != "attachments[0]" {
+		t.Fatalf("another user's attached id: %d %v", r.Status, r.Body)
+	}
 }
 
 // withClock wires the handlers of a Waymark whose clock is now, on the

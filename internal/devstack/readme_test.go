@@ -51,7 +51,7 @@ func TestREADMEExamples(t *testing.T) {
 		t.Fatalf("README commands failed: %v\n%s", err, out)
 	}
 	text := string(out)
-	for _, want := range []string{`"firstSeenAt"`, `"accepted":2`, `"welcome":{"status":"not_finished","step":"card-2"`, `"createdAt"`, `"found":true`, `"hmacSecret"`} {
+	for _, want := range []string{`"firstSeenAt"`, `"accepted":2`, `"welcome":{"status":"not_finished","step":"card-2"`, `"createdAt"`, `"found":true`, `"hmacSecret"`, "upload: 2", `"contentType":"image/png"`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %s:\n%s", want, text)
 		}

@@ -74,12 +74,13 @@ func (s *Service) attach(ctx context.Context, userKey string, ids []string, now 
 		return nil, errNoBucket
 	}
 	out := make([]waymark.Attachment, 0, len(ids))
+	var uploaded []string // ids still under the uploads prefix
 	for i, id := range ids {
 		field := fmt.Sprintf("attachments[%d]", i)
-		final := objects.AttachmentKey(userKey, id)
-		obj, err := s.opts.Attachments.Head(ctx, final)
+		obj, err := s.opts.Attachments.Head(ctx, objects.AttachmentKey(userKey, id))
 		if errors.Is(err, objects.ErrNotFound) {
 			obj, err = s.upload(ctx, userKey, id, field, now)
+			uploaded = append(uploaded, id)
 		}
 		if err != nil {
 			return nil, err
@@ -89,8 +90,8 @@ func (s *Service) attach(ctx context.Context, userKey string, ids []string, now 
 		}
 		out = append(out, waymark.Attachment{ID: id, ContentType: obj.ContentType, Size: obj.Size})
 	}
-	for _, a := range out {
-		if err := s.opts.Attachments.Copy(ctx, objects.UploadKey(userKey, a.ID), objects.AttachmentKey(userKey, a.ID)); err != nil {
+	for _, id := range uploaded {
+		if err := s.opts.Attachments.Copy(ctx, objects.UploadKey(userKey, id), objects.AttachmentKey(userKey, id)); err != nil {
 			return nil, err
 		}
 	}
