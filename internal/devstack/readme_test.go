@@ -33,7 +33,9 @@ func TestREADMEExamples(t *testing.T) {
 		t.Fatal("no shell block with curl commands under \"Try it\"")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Generous: the last command compiles the CLI (`go run`), which takes
+	// minutes on a cold cache while make test compiles the other packages.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	stateDir := t.TempDir()
 	dev, err := devstack.Start(ctx, devstack.Options{StateDir: stateDir})
