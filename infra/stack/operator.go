@@ -58,7 +58,7 @@ func (s *waymarkStack) addOperatorPolicy() {
 			Conditions: toPtr(fieldKeyCondition()),
 		}),
 	}
-	// Erasure (`waymark user erase`) deletes the users' files; export
+	// Erasure (`waymark user delete`) deletes the users' files; export
 	// presigns their downloads.
 	statements = append(statements,
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
