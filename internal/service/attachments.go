@@ -58,23 +58,22 @@ func (s *Service) CreateAttachment(ctx context.Context, call Call, req *waymark.
 	return &AttachmentUpload{ID: id, Upload: up, ExpiresAt: waymark.FormatTime(expires)}, nil
 }
 
-// attach resolves the attachment ids of a feedback of userKey and copies
-// each upload under the attachments prefix, out of reach of the lifecycle
-// that removes unreferenced uploads. An id is refused (400, naming it) when
+// attach resolves the attachment ids of a feedback of userKey; it returns
+// them with the ids still under the uploads prefix, which promote moves once
+// everything else of the feedback is ready. An id is refused (400, naming it) when
 // no upload of this user has it (another user's id included: keys are per
 // user), when the upload is older than a day, or when the stored file breaks
 // the limits (which S3 enforces through the upload's signature; checked
 // again here, where a local engine does not). A feedback retried after its
 // copy finds the attachment already there.
-func (s *Service) attach(ctx context.Context, userKey string, ids []string, now time.Time) ([]waymark.Attachment, error) {
+func (s *Service) attach(ctx context.Context, userKey string, ids []string, now time.Time) (attached []waymark.Attachment, uploaded []string, err error) {
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if s.opts.Attachments == nil {
-		return nil, errNoBucket
+		return nil, nil, errNoBucket
 	}
 	out := make([]waymark.Attachment, 0, len(ids))
-	var uploaded []string // ids still under the uploads prefix
 	for i, id := range ids {
 		field := fmt.Sprintf("attachments[%d]", i)
 		obj, err := s.opts.Attachments.Head(ctx, objects.AttachmentKey(userKey, id))
@@ -83,19 +82,27 @@ func (s *Service) attach(ctx context.Context, userKey string, ids []string, now 
 			uploaded = append(uploaded, id)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := waymark.CheckAttachment(field, field, obj.ContentType, obj.Size); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, waymark.Attachment{ID: id, ContentType: obj.ContentType, Size: obj.Size})
 	}
+	return out, uploaded, nil
+}
+
+// promote copies uploads under the attachments prefix, out of reach of the
+// lifecycle that removes unreferenced uploads. It runs after sealing, so an
+// unreachable KMS leaves no file behind; a feedback write that fails after it
+// leaves the copies, which the user's erasure removes.
+func (s *Service) promote(ctx context.Context, userKey string, uploaded []string) error {
 	for _, id := range uploaded {
 		if err := s.opts.Attachments.Copy(ctx, objects.UploadKey(userKey, id), objects.AttachmentKey(userKey, id)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // upload finds a user's upload that no feedback references yet.
@@ -116,9 +123,9 @@ func (s *Service) upload(ctx context.Context, userKey, id, field string, now tim
 // releaseUploads removes the uploads a stored feedback copied. Failing is
 // harmless (the lifecycle removes them within a day), so it is not an error
 // of the request.
-func (s *Service) releaseUploads(ctx context.Context, userKey string, attached []waymark.Attachment) {
-	for _, a := range attached {
-		_ = s.opts.Attachments.Delete(ctx, objects.UploadKey(userKey, a.ID))
+func (s *Service) releaseUploads(ctx context.Context, userKey string, uploaded []string) {
+	for _, id := range uploaded {
+		_ = s.opts.Attachments.Delete(ctx, objects.UploadKey(userKey, id))
 	}
 }
 

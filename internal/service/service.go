@@ -295,7 +295,8 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 		ID: waymark.NewID(), UserKey: userKey, Username: req.Username, Text: req.Text, Rating: req.Rating,
 		Category: req.CategoryText(), Environment: req.Environment, CreatedAt: now,
 	}
-	if fb.Attachments, err = s.attach(ctx, userKey, req.Attachments, now); err != nil {
+	var uploaded []string
+	if fb.Attachments, uploaded, err = s.attach(ctx, userKey, req.Attachments, now); err != nil {
 		return nil, err
 	}
 	sealedName, err := s.store.SealUsername(ctx, ws, userKey, req.Username)
@@ -306,6 +307,9 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 	if err != nil {
 		return nil, err
 	}
+	if err := s.promote(ctx, userKey, uploaded); err != nil {
+		return nil, err
+	}
 	var putErr, touchErr error
 	var wg sync.WaitGroup
 	spawn(&wg, &putErr, func() error { return s.store.PutFeedback(ctx, write) })
@@ -314,7 +318,7 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 	if err := errors.Join(putErr, touchErr); err != nil {
 		return nil, err
 	}
-	s.releaseUploads(ctx, userKey, fb.Attachments)
+	s.releaseUploads(ctx, userKey, uploaded)
 	return &FeedbackResult{ID: fb.ID, CreatedAt: waymark.FormatTime(now)}, nil
 }
 
