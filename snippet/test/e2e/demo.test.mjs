@@ -320,6 +320,29 @@ test('5. feedback sent from the page reaches the store', TIMEOUT, async () => {
   }
 });
 
+test('6. over HTTPS (waymark dev --tls): the same tour, every call encrypted', TIMEOUT, async () => {
+  assert.match(https.state.api, /^https:\/\/127\.0\.0\.1:\d+$/);
+  // The server's certificate chains to the CA the stack wrote, for the
+  // names a browser uses.
+  const ca = await readFile(https.state.caCert);
+  for (const host of ['127.0.0.1', 'localhost']) {
+    const status = await new Promise((resolve, reject) => {
+      const url = new URL('/snippet/waymark.js', https.state.api);
+      url.hostname = host;
+      request(url, { ca }, (res) => { res.resume(); resolve(res.statusCode); }).on('error', reject).end();
+    });
+    assert.equal(status, 200, host);
+  }
+
+  const { seen } = await tourToTheEnd(https, { username: user('tls') });
+  assert.ok(seen.calls.length >= 3);
+  for (const call of seen.calls) assert.match(call.url(), /^https:\/\//);
+  for (const answer of seen.answers) {
+    assert.match(answer.security.protocol, /^TLS 1\.[23]$/);
+    assert.match(answer.security.issuer, /^Waymark dev CA /);
+  }
+});
+
 test('7. a screenshot attached on the page is stored with the feedback; its download returns the bytes', TIMEOUT, async () => {
   const username = user('attach');
   const text = `Look at this chart (${randomUUID()})`;
@@ -349,29 +372,6 @@ test('7. a screenshot attached on the page is stored with the feedback; its down
     assert.deepEqual(Buffer.from(await download.arrayBuffer()), png);
   } finally {
     await context.close();
-  }
-});
-
-test('6. over HTTPS (waymark dev --tls): the same tour, every call encrypted', TIMEOUT, async () => {
-  assert.match(https.state.api, /^https:\/\/127\.0\.0\.1:\d+$/);
-  // The server's certificate chains to the CA the stack wrote, for the
-  // names a browser uses.
-  const ca = await readFile(https.state.caCert);
-  for (const host of ['127.0.0.1', 'localhost']) {
-    const status = await new Promise((resolve, reject) => {
-      const url = new URL('/snippet/waymark.js', https.state.api);
-      url.hostname = host;
-      request(url, { ca }, (res) => { res.resume(); resolve(res.statusCode); }).on('error', reject).end();
-    });
-    assert.equal(status, 200, host);
-  }
-
-  const { seen } = await tourToTheEnd(https, { username: user('tls') });
-  assert.ok(seen.calls.length >= 3);
-  for (const call of seen.calls) assert.match(call.url(), /^https:\/\//);
-  for (const answer of seen.answers) {
-    assert.match(answer.security.protocol, /^TLS 1\.[23]$/);
-    assert.match(answer.security.issuer, /^Waymark dev CA /);
   }
 });
 
