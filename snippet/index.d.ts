@@ -69,13 +69,15 @@ export interface Feedback {
   text: string;
   rating?: number;
   category?: string;
+  /** Up to 3 images (PNG, JPEG or WebP, 5 MB each), uploaded before the feedback is sent. */
+  attachments?: Blob[];
 }
 
 /** Identifies the user; resolves with the state, or null if refused. */
 export function init(workspace: string, options: InitOptions): Promise<State | null>;
 /** Records an event (sent in batches, kept until acknowledged); returns its id. */
 export function track<K extends Content>(content: K, contentId: string, action: Actions[K], extra?: Extra): string | undefined;
-/** Sends feedback once; rejects with the server's code if refused. */
+/** Uploads the attachments, then sends feedback once; rejects with the server's code if refused. */
 export function feedback(message: Feedback): Promise<{ id: string; createdAt: string }>;
 /** Hears every new state, and the current one at once. */
 export function on(name: 'state', listener: (state: State) => void): void;

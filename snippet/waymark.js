@@ -194,8 +194,31 @@
     return ev.id;
   };
 
+  const refused = (r, what) => {
+    report(r);
+    const code = error(r).code || 'http_' + r.status;
+    return Object.assign(new Error('waymark: ' + what + ' refused: ' + code), { status: r.status, code });
+  };
+
+  // An attachment (an image File or Blob) goes straight to the bucket, as
+  // the form the server presigned for its type and size; S3 refuses any
+  // other file. Resolves with its id.
+  const upload = (c, file) => post(c, '/v1/feedback/attachments', { ...caller(c), contentType: file.type, size: file.size })
+    .then((r) => {
+      if (!ok(r)) throw refused(r, 'attachment');
+      const { upload: u, id } = r.body;
+      const form = new w.FormData();
+      for (const k in u.fields) form.append(k, u.fields[k]);
+      form.append('file', file);
+      return w.fetch(u.url, { method: 'POST', body: form, credentials: 'omit' }).then((s) => {
+        if (s.ok) return id;
+        throw refused({ status: s.status }, 'attachment upload');
+      });
+    });
+
   // Feedback carries no id the server could deduplicate by, so it is sent
-  // once, not retried: the promise tells the widget whether it arrived.
+  // once, not retried: the promise tells the widget whether it arrived. Its
+  // attachments are uploaded first.
   const feedback = (fb = {}) => {
     const c = cfg;
     if (!c) return Promise.reject(new Error('waymark: call init first'));
@@ -208,12 +231,11 @@
       viewportWidth: w.innerWidth,
       viewportHeight: w.innerHeight,
     };
-    return post(c, '/v1/feedback', { ...caller(c), text: fb.text, rating: fb.rating, category: fb.category, environment })
+    return Promise.all((fb.attachments || []).map((f) => upload(c, f)))
+      .then((attachments) => post(c, '/v1/feedback', { ...caller(c), text: fb.text, rating: fb.rating, category: fb.category, environment, attachments }))
       .then((r) => {
         if (ok(r)) return r.body;
-        report(r);
-        const code = error(r).code || 'http_' + r.status;
-        throw Object.assign(new Error('waymark: feedback refused: ' + code), { status: r.status, code });
+        throw refused(r, 'feedback');
       });
   };
 

@@ -46,15 +46,16 @@ func runDev(ctx context.Context, _ globals, args []string, stdout, stderr io.Wri
 	}
 	s := dev.State
 	fmt.Fprintf(stdout, `Waymark is running.
-  API:        %s  (POST /v1/identify, /v1/events, /v1/state, /v1/feedback)
+  API:        %s  (POST /v1/identify, /v1/events, /v1/state, /v1/feedback, /v1/feedback/attachments)
   demo page:  %s
   snippet:    %s
   workspace:  %s  (also %s with HMAC secret %q, and %s allowing %s)
   DynamoDB:   %s
   KMS:        %s
+  S3:         %s  (bucket %s: feedback attachments, in memory)
   state file: %s
 `, s.API, s.Demo, s.Snippet, s.Workspace, devstack.DemoVerifiedWorkspace, devstack.DemoHMACSecret, devstack.DemoOriginsWorkspace,
-		devstack.DemoAllowedOrigin, s.DynamoDB, s.KMS, filepath.Join(dir, devstack.StateFile))
+		devstack.DemoAllowedOrigin, s.DynamoDB, s.KMS, s.S3, s.Bucket, filepath.Join(dir, devstack.StateFile))
 	if s.CACert != "" {
 		fmt.Fprintf(stdout, "  CA:         %s  (made for this run; trust it, e.g. curl --cacert, or let the browser accept the certificate)\n", s.CACert)
 	}

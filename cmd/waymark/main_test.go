@@ -98,7 +98,7 @@ func TestLocalEndToEnd(t *testing.T) {
 	}
 
 	out, err = cli(t, "--local", "user", "delete", "--workspace", created.Code, user, "--json")
-	if err != nil || out != "{\"users\":1,\"items\":3}\n" {
+	if err != nil || out != "{\"users\":1,\"items\":3,\"attachments\":0}\n" {
 		t.Fatalf("user delete: %q %v", out, err)
 	}
 	out, err = cli(t, "--local", "user", "export", "--workspace", created.Code, user)

@@ -76,11 +76,12 @@ func runUserDelete(ctx context.Context, g globals, args []string, stdout, _ io.W
 		}
 		total.Users += res.Users
 		total.Items += res.Items
+		total.Attachments += res.Attachments
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(total)
 	}
-	_, err = fmt.Fprintf(stdout, "erased %d of %d users (%d items)\n", total.Users, len(positional), total.Items)
+	_, err = fmt.Fprintf(stdout, "erased %d of %d users (%d items, %d attachment files)\n", total.Users, len(positional), total.Items, total.Attachments)
 	return err
 }
 

@@ -90,6 +90,12 @@ func requestsOf(tpl iampolicy.Template, key string, c awscalls.Call, principal s
 		}
 	case c.Resource == "stack":
 		r.Resource = tpl.StackID()
+	case c.Resource == awscalls.BucketResource || strings.HasPrefix(c.Resource, awscalls.BucketResource+"/"):
+		arn, err := tpl.Arn(attachmentsBucketID)
+		if err != nil {
+			return nil, err
+		}
+		r.Resource = arn + strings.TrimPrefix(c.Resource, awscalls.BucketResource)
 	default:
 		r.Resource = c.Resource
 	}
@@ -97,6 +103,15 @@ func requestsOf(tpl iampolicy.Template, key string, c awscalls.Call, principal s
 		r.Context["kms:CallerAccount"] = []string{tpl.Account}
 	}
 	out := []iampolicy.Request{r}
+	// "Protecting data with SSE-KMS": S3 uses the key as the caller, a data
+	// key to write an object and a decrypt to read one.
+	keyUse := map[string]string{"s3:PutObject": "kms:GenerateDataKey", "s3:GetObject": "kms:Decrypt"}[c.Action]
+	if keyUse != "" {
+		out = append(out, iampolicy.Request{Principal: principal, Action: keyUse, Resource: key, Context: map[string][]string{
+			"kms:ViaService":    {"s3." + tpl.Region + ".amazonaws.com"},
+			"kms:CallerAccount": {tpl.Account},
+		}})
+	}
 	if service == "dynamodb" {
 		// "How Amazon DynamoDB uses AWS KMS": with a customer-managed key,
 		// DynamoDB calls Decrypt (for the table key) and DescribeKey as the

@@ -80,6 +80,13 @@ func viaDynamoDBFromAccount(r Region) map[string]interface{} {
 	return c
 }
 
+// viaS3FromAccount is viaS3 for the key policy, pinning the calling account.
+func viaS3FromAccount(r Region) map[string]interface{} {
+	c := viaS3(r)
+	c["StringEquals"].(map[string]interface{})["kms:CallerAccount"] = awscdk.Aws_ACCOUNT_ID()
+	return c
+}
+
 // keyPolicy is the key's resource policy. It trusts only this account, and
 // even there splits the key's uses apart: administration (never
 // CreateGrant, which would hand out use without conditions), encryption at
@@ -116,6 +123,13 @@ func keyPolicy(r Region) awsiam.PolicyDocument {
 				Actions:    jsii.Strings("kms:GenerateDataKey", "kms:Decrypt"),
 				Resources:  jsii.Strings("*"),
 				Conditions: toPtr(viaSQSFromAccount(r)),
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("EncryptAttachmentsThroughS3"),
+				Principals: &[]awsiam.IPrincipal{account},
+				Actions:    jsii.Strings("kms:GenerateDataKey", "kms:Decrypt"),
+				Resources:  jsii.Strings("*"),
+				Conditions: toPtr(viaS3FromAccount(r)),
 			}),
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:        jsii.String("FieldDataKeys"),

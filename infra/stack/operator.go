@@ -5,6 +5,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/waymarkhq/waymark/internal/objects"
 	"github.com/waymarkhq/waymark/internal/schema"
 )
 
@@ -57,6 +58,26 @@ func (s *waymarkStack) addOperatorPolicy() {
 			Conditions: toPtr(fieldKeyCondition()),
 		}),
 	}
+	// Erasure (`waymark user delete`) deletes the users' files; export
+	// presigns their downloads.
+	statements = append(statements,
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ListAttachments"),
+			Actions:   jsii.Strings("s3:ListBucket"),
+			Resources: &[]*string{s.bucket.BucketArn()},
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("Attachments"),
+			Actions:   jsii.Strings("s3:GetObject", "s3:DeleteObject"),
+			Resources: &[]*string{s.objectsUnder(objects.UploadsPrefix), s.objectsUnder(objects.AttachmentsPrefix)},
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("BucketKeyThroughS3"),
+			Actions:    jsii.Strings("kms:Decrypt"),
+			Resources:  &[]*string{s.key.KeyArn()},
+			Conditions: toPtr(viaS3(s.region)),
+		}),
+	)
 	if len(indexes) > 0 {
 		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("QueryIndexes"),
@@ -72,6 +93,7 @@ func (s *waymarkStack) addOperatorPolicy() {
 		Statements:        &statements,
 	})
 	policy.Node().DefaultChild().(awsiam.CfnManagedPolicy).OverrideLogicalId(jsii.String(operatorPolicyID))
+	suppress(policy, objectWildcards)
 	awscdk.NewCfnOutput(s.stack, jsii.String("OperatorPolicyArn"), &awscdk.CfnOutputProps{
 		Description: jsii.String("Attach this managed policy to whoever runs the waymark CLI against this stack"),
 		Value:       policy.ManagedPolicyArn(),

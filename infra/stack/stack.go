@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -47,6 +48,7 @@ type waymarkStack struct {
 	// tables and functions are keyed by logical table name and function name.
 	tables    map[string]awsdynamodb.Table
 	functions map[string]awslambda.Function
+	bucket    awss3.Bucket
 	api       awsapigatewayv2.HttpApi
 	stage     awsapigatewayv2.HttpStage
 	// The webhook deliverer and its dead-letter queue (webhook.go).
@@ -73,6 +75,7 @@ func newWaymarkStack(scope constructs.Construct, r Region, opts options) (awscdk
 
 	s.addKey()
 	s.addTables()
+	s.addBucket()
 	if err := s.addFunctions(); err != nil {
 		return nil, err
 	}
@@ -187,6 +190,12 @@ func (s *waymarkStack) addFunctions() error {
 		logs.GrantWrite(role)
 		if err := s.grant(f, role); err != nil {
 			return err
+		}
+		if f.Bucket != 0 {
+			s.grantBucket(f, role)
+			fnEnv[config.EnvAttachmentsBucket] = *s.bucket.BucketName()
+			// Declared empty for `sam local invoke --env-vars`, as above.
+			fnEnv[config.EnvS3Endpoint] = ""
 		}
 		fn := awslambda.NewFunction(s.stack, jsii.String(f.LogicalID), &awslambda.FunctionProps{
 			Description:  jsii.String("Waymark " + f.Name),
@@ -332,6 +341,10 @@ func (s *waymarkStack) addOutputs() {
 	awscdk.NewCfnOutput(s.stack, jsii.String(deployed.OutputKMSKeyARN), &awscdk.CfnOutputProps{
 		Description: jsii.String("Customer-managed key of the tables and the field data keys"),
 		Value:       s.key.KeyArn(),
+	})
+	awscdk.NewCfnOutput(s.stack, jsii.String(deployed.OutputAttachmentsBucket), &awscdk.CfnOutputProps{
+		Description: jsii.String("Physical name of the feedback attachments bucket (" + config.EnvAttachmentsBucket + ")"),
+		Value:       s.bucket.BucketName(),
 	})
 	for _, t := range schema.All() {
 		awscdk.NewCfnOutput(s.stack, jsii.String(deployed.TableOutput(t.Name)), &awscdk.CfnOutputProps{

@@ -57,6 +57,7 @@ func (a *API) routesOf(function string) map[string]route {
 		"POST /v1/events":                 {decodeAndCall(a.svc.RecordEvents), http.StatusOK},
 		"POST /v1/state":                  {decodeAndCall(a.svc.State), http.StatusOK},
 		"POST /v1/feedback":               {decodeAndCall(a.svc.SubmitFeedback), http.StatusCreated},
+		"POST /v1/feedback/attachments":   {decodeAndCall(a.svc.CreateAttachment), http.StatusCreated},
 		"POST /v1/server/identify":        {decodeAndCall(a.svc.ServerIdentify), http.StatusOK},
 		"GET /v1/server/feedback":         {a.listFeedback, http.StatusOK},
 		"POST /v1/server/users/export":    {decodeAndCall(a.svc.ExportUser), http.StatusOK},

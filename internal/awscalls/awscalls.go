@@ -1,5 +1,5 @@
 // Package awscalls records the authorization requests that the AWS calls of
-// the tests make: for each DynamoDB and KMS call, which function's handler
+// the tests make: for each DynamoDB, KMS and S3 call, which function's handler
 // made it, the IAM action, the resource and the condition keys the request
 // carries. The infra tests evaluate every recorded request against the
 // policies of the synthesized template (internal/iampolicy), so a call that
@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -52,6 +53,10 @@ const Operator = "operator"
 // KeyResource stands for the stack's KMS key in Call.Resource.
 const KeyResource = "key"
 
+// BucketResource stands for the attachments bucket in Call.Resource, and
+// BucketResource + "/" + key for one of its objects.
+const BucketResource = "bucket"
+
 // Call is one authorization request of a recorded call.
 type Call struct {
 	// Caller is a function's name (routes.Function.Name) or Operator.
@@ -59,7 +64,8 @@ type Call struct {
 	// Action is the IAM action, "dynamodb:UpdateItem".
 	Action string `json:"action"`
 	// Resource is relative to the stack: "table/<logical name>",
-	// "table/<logical name>/index/<index>" or KeyResource. A table the
+	// "table/<logical name>/index/<index>", KeyResource, BucketResource or
+	// BucketResource + "/<object key>". A table the
 	// recorder does not know keeps its physical name, which no policy grants.
 	Resource string `json:"resource"`
 	// Context holds the condition keys the request carries.
@@ -244,6 +250,22 @@ func (r *Recorder) requests(input any) []Call {
 			out = append(out, d("GetItem", r.table(g.TableName, nil), attributes(g.ExpressionAttributeNames, keys(g.Key), nil, g.ProjectionExpression), "", ""))
 		}
 		return out
+	case *s3.PutObjectInput:
+		// Also the presigned POST upload: S3 authorizes the browser's
+		// request as the role that signed it.
+		return []Call{object("s3:PutObject", in.Key)}
+	case *s3.GetObjectInput:
+		return []Call{object("s3:GetObject", in.Key)}
+	case *s3.HeadObjectInput:
+		// HEAD is authorized as s3:GetObject.
+		return []Call{object("s3:GetObject", in.Key)}
+	case *s3.CopyObjectInput:
+		source := strings.TrimPrefix(deref(in.CopySource), deref(in.Bucket)+"/")
+		return []Call{object("s3:GetObject", &source), object("s3:PutObject", in.Key)}
+	case *s3.DeleteObjectInput:
+		return []Call{object("s3:DeleteObject", in.Key)}
+	case *s3.ListObjectsV2Input:
+		return []Call{{Action: "s3:ListBucket", Resource: BucketResource, Context: map[string][]string{"s3:prefix": {deref(in.Prefix)}}}}
 	case *kms.GenerateDataKeyInput:
 		return []Call{kmsCall("GenerateDataKey", in.EncryptionContext)}
 	case *kms.DecryptInput:
@@ -294,6 +316,11 @@ func (r *Recorder) other(input any) Call {
 		}
 	}
 	return c
+}
+
+// object is an S3 request on an object of the attachments bucket.
+func object(action string, key *string) Call {
+	return Call{Action: action, Resource: BucketResource + "/" + deref(key)}
 }
 
 // kmsCall is a KMS request on the stack's key with its encryption context

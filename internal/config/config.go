@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/waymarkhq/waymark/internal/schema"
 )
@@ -29,6 +30,12 @@ const (
 	// they are unset in AWS.
 	EnvDynamoDBEndpoint = "WAYMARK_DYNAMODB_ENDPOINT"
 	EnvKMSEndpoint      = "WAYMARK_KMS_ENDPOINT"
+	// EnvAttachmentsBucket names the bucket of feedback attachments; only
+	// the functions that handle attachments have it.
+	EnvAttachmentsBucket = "ATTACHMENTS_BUCKET"
+	// EnvS3Endpoint points the SDK at a local S3-protocol server; unset in
+	// AWS.
+	EnvS3Endpoint = "WAYMARK_S3_ENDPOINT"
 	// EnvLogLevel is debug, info (default), warn or error.
 	EnvLogLevel = "LOG_LEVEL"
 )
@@ -47,7 +54,11 @@ type Config struct {
 	KMSKeyID         string
 	DynamoDBEndpoint string
 	KMSEndpoint      string
-	LogLevel         string
+	// AttachmentsBucket is the bucket of feedback attachments ("" for a
+	// function that handles none).
+	AttachmentsBucket string
+	S3Endpoint        string
+	LogLevel          string
 	// AWS, when set, is the AWS configuration to build the clients from:
 	// the CLI loads it with the SDK's default chain (profiles, SSO) for a
 	// deployed stack. Functions leave it nil and take region and
@@ -59,11 +70,13 @@ type Config struct {
 // so a misconfigured function fails at start rather than on a request.
 func FromEnv() (Config, error) {
 	cfg := Config{
-		Tables:           map[string]string{},
-		KMSKeyID:         os.Getenv(EnvKMSKeyID),
-		DynamoDBEndpoint: os.Getenv(EnvDynamoDBEndpoint),
-		KMSEndpoint:      os.Getenv(EnvKMSEndpoint),
-		LogLevel:         os.Getenv(EnvLogLevel),
+		Tables:            map[string]string{},
+		KMSKeyID:          os.Getenv(EnvKMSKeyID),
+		DynamoDBEndpoint:  os.Getenv(EnvDynamoDBEndpoint),
+		KMSEndpoint:       os.Getenv(EnvKMSEndpoint),
+		AttachmentsBucket: os.Getenv(EnvAttachmentsBucket),
+		S3Endpoint:        os.Getenv(EnvS3Endpoint),
+		LogLevel:          os.Getenv(EnvLogLevel),
 	}
 	for _, t := range schema.All() {
 		name := os.Getenv(t.EnvVar)
@@ -89,6 +102,12 @@ func (c Config) Env() map[string]string {
 	}
 	if c.KMSEndpoint != "" {
 		env[EnvKMSEndpoint] = c.KMSEndpoint
+	}
+	if c.AttachmentsBucket != "" {
+		env[EnvAttachmentsBucket] = c.AttachmentsBucket
+	}
+	if c.S3Endpoint != "" {
+		env[EnvS3Endpoint] = c.S3Endpoint
 	}
 	if c.LogLevel != "" {
 		env[EnvLogLevel] = c.LogLevel
@@ -137,6 +156,26 @@ func (c Config) Clients(ctx context.Context) (*dynamodb.Client, *kms.Client, err
 	return db, k, nil
 }
 
+// S3 builds the client of the attachments bucket, nil when the function has
+// no bucket. A local S3-protocol server is addressed by path (bucket in the
+// path, not in the host name), as such servers expect.
+func (c Config) S3(ctx context.Context) (*s3.Client, error) {
+	if c.AttachmentsBucket == "" {
+		return nil, nil
+	}
+	awsCfg, err := c.awsConfig()
+	if err != nil {
+		return nil, err
+	}
+	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		o.Retryer = Retryer()
+		if c.S3Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.S3Endpoint)
+			o.UsePathStyle = true
+		}
+	}), nil
+}
+
 // Retryer is the retry policy of every client (Clients; the tests and the
 // benchmarks build theirs through Clients too): the SDK's standard retryer
 // (3 attempts, jittered exponential backoff, throttling backing off longer)
@@ -178,7 +217,7 @@ func (c Config) awsConfig() (aws.Config, error) {
 	if cfg.Region == "" {
 		cfg.Region = os.Getenv(envDefaultRegion)
 	}
-	local := c.DynamoDBEndpoint != "" || c.KMSEndpoint != ""
+	local := c.DynamoDBEndpoint != "" || c.KMSEndpoint != "" || c.S3Endpoint != ""
 	switch {
 	case local:
 		cfg.Credentials = credentials.NewStaticCredentialsProvider("local", "local", "")

@@ -27,6 +27,8 @@ func StackName(short string) string { return "Waymark-" + short }
 const (
 	OutputKMSKeyARN = "KmsKeyArn"
 	OutputAPIURL    = "ApiUrl"
+	// OutputAttachmentsBucket names the bucket of feedback attachments.
+	OutputAttachmentsBucket = "AttachmentsBucketName"
 )
 
 // TableOutput is the stack output that names a table.
@@ -69,7 +71,7 @@ func Find(ctx context.Context, short string) (*Stack, error) {
 			outputs[*o.OutputKey] = *o.OutputValue
 		}
 	}
-	cfg := config.Config{Tables: map[string]string{}, KMSKeyID: outputs[OutputKMSKeyARN], AWS: &awsCfg}
+	cfg := config.Config{Tables: map[string]string{}, KMSKeyID: outputs[OutputKMSKeyARN], AttachmentsBucket: outputs[OutputAttachmentsBucket], AWS: &awsCfg}
 	for _, t := range schema.All() {
 		name := outputs[TableOutput(t.Name)]
 		if name == "" {
@@ -79,6 +81,11 @@ func Find(ctx context.Context, short string) (*Stack, error) {
 	}
 	if cfg.KMSKeyID == "" {
 		return nil, fmt.Errorf("stack %s has no output %s", StackName(short), OutputKMSKeyARN)
+	}
+	// Erasure must reach the users' files: a stack without the bucket's
+	// output predates attachments.
+	if cfg.AttachmentsBucket == "" {
+		return nil, fmt.Errorf("stack %s has no output %s: deploy the current version", StackName(short), OutputAttachmentsBucket)
 	}
 	return &Stack{Config: cfg, APIURL: outputs[OutputAPIURL]}, nil
 }

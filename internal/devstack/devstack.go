@@ -34,9 +34,13 @@ const StateFile = "dev.json"
 
 // State is what `waymark dev` writes for other commands and tools.
 type State struct {
-	API       string            `json:"api"`
-	DynamoDB  string            `json:"dynamodb"`
-	KMS       string            `json:"kms"`
+	API      string `json:"api"`
+	DynamoDB string `json:"dynamodb"`
+	KMS      string `json:"kms"`
+	// S3 serves Bucket, the attachments bucket (an in-process engine: its
+	// files live as long as `waymark dev` runs, even with --persist).
+	S3        string            `json:"s3"`
+	Bucket    string            `json:"bucket"`
 	Region    string            `json:"region"`
 	Workspace string            `json:"workspace"`
 	KMSKeyID  string            `json:"kmsKeyId"`
@@ -56,7 +60,8 @@ type State struct {
 
 // Config is the function configuration that points at the running stack.
 func (s State) Config() config.Config {
-	return config.Config{Tables: s.Tables, KMSKeyID: s.KMSKeyID, DynamoDBEndpoint: s.DynamoDB, KMSEndpoint: s.KMS}
+	return config.Config{Tables: s.Tables, KMSKeyID: s.KMSKeyID, DynamoDBEndpoint: s.DynamoDB, KMSEndpoint: s.KMS,
+		S3Endpoint: s.S3, AttachmentsBucket: s.Bucket}
 }
 
 // Load reads the state of the stack `waymark dev` runs from dir.
@@ -215,6 +220,8 @@ func (d *Dev) serve(ctx context.Context, opts Options) error {
 		API:         api,
 		DynamoDB:    cfg.DynamoDBEndpoint,
 		KMS:         cfg.KMSEndpoint,
+		S3:          cfg.S3Endpoint,
+		Bucket:      cfg.AttachmentsBucket,
 		Region:      config.LocalRegion,
 		Workspace:   DemoWorkspace,
 		KMSKeyID:    cfg.KMSKeyID,

@@ -28,6 +28,7 @@ func SAMEnvVars(s State, host string) map[string]map[string]string {
 	cfg := s.Config()
 	cfg.DynamoDBEndpoint = withHost(cfg.DynamoDBEndpoint, host)
 	cfg.KMSEndpoint = withHost(cfg.KMSEndpoint, host)
+	cfg.S3Endpoint = withHost(cfg.S3Endpoint, host)
 	out := map[string]map[string]string{}
 	for _, f := range routes.Functions() {
 		out[f.LogicalID] = cfg.Env()

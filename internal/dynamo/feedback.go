@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -15,6 +16,9 @@ import (
 
 // feedbackTimeLayout is fixed-width so that sort keys order by time.
 const feedbackTimeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// attrAttachments lists a feedback's attachments ({id, contentType, size}).
+const attrAttachments = "attachments"
 
 // FeedbackWrite is a feedback item sealed and ready to be written.
 type FeedbackWrite struct {
@@ -51,6 +55,15 @@ func (s *Store) PrepareFeedback(ctx context.Context, ws *waymark.Workspace, fb *
 			return nil, fmt.Errorf("dynamo: feedback environment: %w", err)
 		}
 		item["environment"] = sealer.seal("environment", env)
+	}
+	if len(fb.Attachments) > 0 {
+		// In clear: random ids, content types and sizes are no personal data,
+		// and the webhook's deliverer reads them without a key.
+		list, err := attributevalue.MarshalWithOptions(fb.Attachments, func(o *attributevalue.EncoderOptions) { o.TagKey = "json" })
+		if err != nil {
+			return nil, fmt.Errorf("dynamo: feedback attachments: %w", err)
+		}
+		item[attrAttachments] = list
 	}
 	putExpiry(item, ws.ExpiresAt(created))
 	return &FeedbackWrite{item: item}, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -112,6 +113,11 @@ func (s *Store) openFeedback(ctx context.Context, ws *waymark.Workspace, items [
 			fb.Environment = &waymark.Environment{}
 			if err := json.Unmarshal(env, fb.Environment); err != nil {
 				return nil, fmt.Errorf("dynamo: feedback environment: %w", err)
+			}
+		}
+		if list, ok := item[attrAttachments]; ok {
+			if err := attributevalue.UnmarshalWithOptions(list, &fb.Attachments, func(o *attributevalue.DecoderOptions) { o.TagKey = "json" }); err != nil {
+				return nil, fmt.Errorf("dynamo: feedback attachments: %w", err)
 			}
 		}
 		out = append(out, fb)

@@ -66,6 +66,7 @@ var arnFormats = map[string]struct {
 	"AWS::Lambda::Function":   {"arn:aws:lambda:%[1]s:%[2]s:function:%[3]s", false},
 	"AWS::CloudWatch::Alarm":  {"arn:aws:cloudwatch:%[1]s:%[2]s:alarm:%[3]s", false},
 	"AWS::SQS::Queue":         {"arn:aws:sqs:%[1]s:%[2]s:%[3]s", false},
+	"AWS::S3::Bucket":         {"arn:aws:s3:::%[3]s", false},
 }
 
 // StreamLabel stands for the label of a table's stream in its StreamArn,

@@ -1,5 +1,6 @@
 // Package localstack starts the local engines Waymark runs against without AWS:
-// DynamoDB Local and local-kms. Tests, `waymark dev` and `make invoke` use it,
+// DynamoDB Local and local-kms, and an in-process S3-protocol server for
+// feedback attachments (s3.go). Tests, `waymark dev` and `make invoke` use it,
 // so every one of them gets the same tables (from internal/schema) and the same
 // kind of KMS key as the deployed stack.
 //
@@ -46,8 +47,11 @@ type Stack struct {
 	KMSKeyID string
 	// Tables maps a logical table name to its physical name.
 	Tables map[string]string
+	// S3Endpoint serves AttachmentsBucket.
+	S3Endpoint string
 
 	dynamo   *Engine
+	s3       *S3Server
 	kms      *Engine
 	tempDir  string
 	died     chan error    // see Died
@@ -119,6 +123,11 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, err
 	}
 	s.DynamoDBEndpoint, s.KMSEndpoint = s.dynamo.Endpoint, s.kms.Endpoint
+	if s.s3, err = StartS3(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	s.S3Endpoint = s.s3.Endpoint
 
 	db, kmsClient, err := s.Config().Clients(ctx)
 	if err != nil {
@@ -176,10 +185,12 @@ func (s *Stack) KMSPID() int { return s.kms.cmd.Process.Pid }
 // Config is the configuration that points a function at this stack.
 func (s *Stack) Config() config.Config {
 	return config.Config{
-		Tables:           maps.Clone(s.Tables),
-		KMSKeyID:         s.KMSKeyID,
-		DynamoDBEndpoint: s.DynamoDBEndpoint,
-		KMSEndpoint:      s.KMSEndpoint,
+		Tables:            maps.Clone(s.Tables),
+		KMSKeyID:          s.KMSKeyID,
+		DynamoDBEndpoint:  s.DynamoDBEndpoint,
+		KMSEndpoint:       s.KMSEndpoint,
+		AttachmentsBucket: AttachmentsBucket,
+		S3Endpoint:        s.S3Endpoint,
 	}
 }
 
@@ -198,6 +209,9 @@ func (s *Stack) Stop() error {
 		}
 		wg.Wait()
 		errs[len(engines)] = os.RemoveAll(s.tempDir)
+		if s.s3 != nil {
+			errs = append(errs, s.s3.Stop())
+		}
 		s.stopErr = errors.Join(errs...)
 	})
 	return s.stopErr

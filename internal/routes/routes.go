@@ -93,7 +93,24 @@ type Function struct {
 	Tables map[string]Access
 	// UsesKMS says the function seals or opens values with KMS data keys.
 	UsesKMS bool
+	// Bucket is what the function does with the attachments bucket (0:
+	// nothing).
+	Bucket BucketAccess
 }
+
+// BucketAccess is what a function may do with the attachments bucket.
+type BucketAccess int
+
+// Bucket access levels.
+const (
+	// AttachUploads presigns uploads (under objects.UploadsPrefix), reads
+	// them, copies them under objects.AttachmentsPrefix when a feedback
+	// references them and then deletes them.
+	AttachUploads BucketAccess = iota + 1
+	// ServeAttachments presigns downloads of attachments and lists and
+	// deletes a user's objects (erasure).
+	ServeAttachments
+)
 
 // Route maps an HTTP method and path to a function.
 type Route struct {
@@ -121,7 +138,7 @@ var (
 	State = Function{Name: "state", LogicalID: "StateFunction", UsesKMS: true, Tables: map[string]Access{
 		schema.WorkspacesTable: Read, schema.ContentStateTable: Read,
 	}}
-	Feedback = Function{Name: "feedback", LogicalID: "FeedbackFunction", UsesKMS: true, Tables: map[string]Access{
+	Feedback = Function{Name: "feedback", LogicalID: "FeedbackFunction", UsesKMS: true, Bucket: AttachUploads, Tables: map[string]Access{
 		schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.FeedbackTable: ReadWrite,
 	}}
 )
@@ -130,7 +147,7 @@ var (
 // workspace secret key: server-side identify, feedback listing, export and
 // erasure. One function, because these calls are rare next to the snippet's
 // and share everything but their handler.
-var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true, Tables: map[string]Access{
+var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true, Bucket: ServeAttachments, Tables: map[string]Access{
 	schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite, schema.FeedbackTable: ReadWrite,
 	schema.GroupsTable: ReadWrite,
 }}
@@ -150,6 +167,7 @@ func Table() []Route {
 		{Method: "POST", Path: "/v1/events", Function: Events.Name},
 		{Method: "POST", Path: "/v1/state", Function: State.Name},
 		{Method: "POST", Path: "/v1/feedback", Function: Feedback.Name},
+		{Method: "POST", Path: "/v1/feedback/attachments", Function: Feedback.Name},
 		{Method: "POST", Path: "/v1/server/identify", Function: Server.Name},
 		{Method: "GET", Path: "/v1/server/feedback", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/export", Function: Server.Name},

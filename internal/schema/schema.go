@@ -199,6 +199,7 @@ var Feedback = Table{
 		{Name: "username", Holds: "the sender's username (for the workspace's feedback list)", Personal: true, Protection: Sealed},
 		{Name: "text", Holds: "feedback text", Personal: true, Protection: Sealed},
 		{Name: "environment", Holds: "page URL, user agent, language, platform, viewport (JSON)", Personal: true, Protection: Sealed},
+		{Name: "attachments", Holds: "attached files: random id, content type, size (the files are in the attachments bucket)", Protection: Clear},
 		{Name: "dk", Holds: "KMS-wrapped data key that sealed this item's sealed attributes", Protection: Clear},
 		{Name: TTLAttribute, Holds: "expiry under the workspace's retention (parked deliveries: 30 days after parking)", Protection: Clear},
 		{Name: "fpk", Holds: "parked delivery (pk " + ParkedDeliveryPrefix + "CODE, sk delivery id): the feedback's pk", Personal: true, Protection: KeyedHash},

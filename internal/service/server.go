@@ -90,6 +90,7 @@ type FeedbackItem struct {
 	Rating      *int                 `json:"rating,omitempty"`
 	Category    string               `json:"category,omitempty"`
 	Environment *waymark.Environment `json:"environment,omitempty"`
+	Attachments []AttachmentLink     `json:"attachments,omitempty"`
 	CreatedAt   string               `json:"createdAt"`
 }
 
@@ -164,7 +165,11 @@ func (s *Service) FeedbackOf(ctx context.Context, ws *waymark.Workspace, q Feedb
 			if fb.ExpiresAt > 0 && fb.ExpiresAt < now.Unix() {
 				continue
 			}
-			page.Items = append(page.Items, feedbackItem(fb))
+			item, err := s.feedbackItem(ctx, fb)
+			if err != nil {
+				return nil, err
+			}
+			page.Items = append(page.Items, item)
 		}
 		if next != nil {
 			after = next
@@ -190,9 +195,15 @@ func parseLimit(s string) (int, error) {
 	return n, nil
 }
 
-func feedbackItem(fb *waymark.Feedback) FeedbackItem {
+// feedbackItem is a feedback as the server API returns it, each attachment
+// with a presigned download.
+func (s *Service) feedbackItem(ctx context.Context, fb *waymark.Feedback) (FeedbackItem, error) {
+	links, err := s.links(ctx, fb)
+	if err != nil {
+		return FeedbackItem{}, err
+	}
 	return FeedbackItem{ID: fb.ID, Username: fb.Username, Text: fb.Text, Rating: fb.Rating, Category: fb.Category,
-		Environment: fb.Environment, CreatedAt: waymark.FormatTime(fb.CreatedAt)}
+		Environment: fb.Environment, Attachments: links, CreatedAt: waymark.FormatTime(fb.CreatedAt)}, nil
 }
 
 // ExportRequest is the body of POST /v1/server/users/export.
@@ -274,7 +285,11 @@ func (s *Service) ExportOf(ctx context.Context, ws *waymark.Workspace, req *Expo
 	}
 	for _, fb := range feedback {
 		if fb.ExpiresAt == 0 || fb.ExpiresAt >= now.Unix() {
-			out.Feedback = append(out.Feedback, feedbackItem(fb))
+			item, err := s.feedbackItem(ctx, fb)
+			if err != nil {
+				return nil, err
+			}
+			out.Feedback = append(out.Feedback, item)
 		}
 	}
 	out.Found = out.User != nil || len(items) > 0 || len(out.Feedback) > 0
@@ -292,6 +307,9 @@ type EraseResult struct {
 	Users int `json:"users"`
 	// Items is how many items were deleted across all tables.
 	Items int `json:"items"`
+	// Attachments is how many stored files (uploads and attachments of
+	// feedback) were deleted from the attachments bucket.
+	Attachments int `json:"attachments"`
 }
 
 // EraseUsers deletes everything stored about the given users. It is
@@ -321,19 +339,27 @@ func (s *Service) EraseOf(ctx context.Context, ws *waymark.Workspace, req *Erase
 	}
 	res := &EraseResult{}
 	for _, u := range req.Usernames {
+		userKey := ws.UserKey(u)
 		// Memberships first: the user item lists them.
-		memberships, err := s.store.EraseMemberships(ctx, ws.UserKey(u))
+		memberships, err := s.store.EraseMemberships(ctx, userKey)
 		if err != nil {
 			return nil, err
 		}
-		n, err := s.store.EraseUser(ctx, ws.UserKey(u))
+		n, err := s.store.EraseUser(ctx, userKey)
 		if err != nil {
 			return nil, err
 		}
 		n += memberships
-		if n > 0 {
+		files := 0
+		if s.opts.Attachments != nil {
+			if files, err = s.opts.Attachments.DeleteUser(ctx, userKey); err != nil {
+				return nil, err
+			}
+		}
+		if n > 0 || files > 0 {
 			res.Users++
 			res.Items += n
+			res.Attachments += files
 		}
 	}
 	return res, nil

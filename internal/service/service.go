@@ -63,6 +63,9 @@ type Options struct {
 	MaxAttempts int
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Attachments is the bucket of feedback attachments; nil in a function
+	// that handles none.
+	Attachments Attachments
 }
 
 // Service serves the public API.
@@ -345,12 +348,19 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 		ID: waymark.NewID(), UserKey: userKey, Username: req.Username, Text: req.Text, Rating: req.Rating,
 		Category: req.CategoryText(), Environment: req.Environment, CreatedAt: now,
 	}
+	var uploaded []string
+	if fb.Attachments, uploaded, err = s.attach(ctx, userKey, req.Attachments, now); err != nil {
+		return nil, err
+	}
 	sealedName, err := s.store.SealUsername(ctx, ws, userKey, req.Username)
 	if err != nil {
 		return nil, err
 	}
 	write, err := s.store.PrepareFeedback(ctx, ws, fb)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.promote(ctx, userKey, uploaded); err != nil {
 		return nil, err
 	}
 	var putErr, touchErr error
@@ -361,6 +371,7 @@ func (s *Service) SubmitFeedback(ctx context.Context, call Call, req *waymark.Fe
 	if err := errors.Join(putErr, touchErr); err != nil {
 		return nil, err
 	}
+	s.releaseUploads(ctx, userKey, uploaded)
 	return &FeedbackResult{ID: fb.ID, CreatedAt: waymark.FormatTime(now)}, nil
 }
 

@@ -149,6 +149,9 @@ type FeedbackRequest struct {
 	Rating      *int         `json:"rating"`
 	Category    *string      `json:"category"`
 	Environment *Environment `json:"environment"`
+	// Attachments are ids of uploads (POST /v1/feedback/attachments) of
+	// the same user.
+	Attachments []string `json:"attachments"`
 }
 
 var (
@@ -548,7 +551,7 @@ func (r *FeedbackRequest) Validate() error {
 			}
 		}
 	}
-	return nil
+	return validAttachmentIDs(r.Attachments)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

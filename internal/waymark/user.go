@@ -81,6 +81,8 @@ type Feedback struct {
 	Rating      *int
 	Category    string
 	Environment *Environment
+	// Attachments are the files attached to the message, in the order given.
+	Attachments []Attachment
 	CreatedAt   time.Time
 	ExpiresAt   int64
 }

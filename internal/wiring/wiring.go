@@ -14,6 +14,7 @@ import (
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/dynamo"
 	"github.com/waymarkhq/waymark/internal/envelope"
+	"github.com/waymarkhq/waymark/internal/objects"
 	"github.com/waymarkhq/waymark/internal/service"
 )
 
@@ -32,7 +33,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Graph, erro
 		return nil, err
 	}
 	store, env := SealedStore(db, kmsClient, cfg)
-	svc := service.New(store, service.Options{})
+	opts := service.Options{}
+	s3Client, err := cfg.S3(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s3Client != nil {
+		opts.Attachments = objects.New(s3Client, cfg.AttachmentsBucket)
+	}
+	svc := service.New(store, opts)
 	return &Graph{API: apigw.New(svc, log), Service: svc, Store: store, Envelope: env}, nil
 }
 

@@ -141,6 +141,31 @@ $('checklist-dismiss').onclick = () => {
   waymark.track('checklist', CHECKLIST, 'dismissed');
 };
 
+// Screenshots of this tab, taken with the user's consent where the browser
+// offers screen capture (getDisplayMedia; Chromium suggests the current tab).
+const captured = [];
+if (navigator.mediaDevices?.getDisplayMedia) {
+  $('feedback-capture').hidden = false;
+  $('feedback-capture').onclick = async () => {
+    try {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, preferCurrentTab: true });
+      const video = document.createElement('video');
+      video.srcObject = stream;
+      await video.play();
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      canvas.getContext('2d').drawImage(video, 0, 0);
+      stream.getTracks().forEach((t) => t.stop());
+      const shot = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+      if (shot) captured.push(shot);
+      $('feedback-captured').textContent = `${captured.length} capture(s) attached`;
+    } catch {
+      // The user declined to share the screen: nothing is attached.
+    }
+  };
+}
+
 // The feedback widget: feedback is sent once, so the form says how it went.
 $('feedback-form').onsubmit = async (e) => {
   e.preventDefault();
@@ -152,10 +177,14 @@ $('feedback-form').onsubmit = async (e) => {
       text: $('feedback-text').value,
       rating: rating === '' ? undefined : Number(rating),
       category: $('feedback-category').value,
+      attachments: [...$('feedback-files').files, ...captured].slice(0, 3),
     });
     result.textContent = `Thank you! Your feedback was received (${sent.id}).`;
     result.className = 'result ok';
     $('feedback-text').value = '';
+    $('feedback-files').value = '';
+    captured.length = 0;
+    $('feedback-captured').textContent = '';
   } catch (err) {
     result.textContent = `Sorry, that did not reach us (${err.code || 'offline'}). Please try again.`;
     result.className = 'result error';

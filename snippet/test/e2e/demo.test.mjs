@@ -343,6 +343,38 @@ test('6. over HTTPS (waymark dev --tls): the same tour, every call encrypted', T
   }
 });
 
+test('7. a screenshot attached on the page is stored with the feedback; its download returns the bytes', TIMEOUT, async () => {
+  const username = user('attach');
+  const text = `Look at this chart (${randomUUID()})`;
+  // A real PNG: the 1x1 image every browser decodes.
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+  const { context, page, seen } = await openPage();
+  try {
+    await page.goto(demoURL(http, { user: username }));
+    await page.fill('#feedback-text', text);
+    await page.setInputFiles('#feedback-files', { name: 'chart.png', mimeType: 'image/png', buffer: png });
+    await page.click('#feedback-send');
+    await page.waitForSelector('#feedback-result.ok');
+    await answered(seen);
+    const created = seen.answers.find((a) => a.url.endsWith('/v1/feedback/attachments'));
+    assert.equal(created?.status, 201);
+
+    const items = JSON.parse(await http.cli('feedback', 'list', '--workspace', 'demo', '--json'));
+    const item = items.find((f) => f.text === text);
+    assert.ok(item, 'the feedback is listed');
+    assert.equal(item.attachments?.length, 1);
+    const [att] = item.attachments;
+    assert.equal(att.id, created.body.id);
+    assert.equal(att.contentType, 'image/png');
+    assert.equal(att.size, png.length);
+    const download = await fetch(att.url);
+    assert.equal(download.status, 200);
+    assert.deepEqual(Buffer.from(await download.arrayBuffer()), png);
+  } finally {
+    await context.close();
+  }
+});
+
 test('a returning user\'s page load is one request, with no preflight', TIMEOUT, async () => {
   // The page on another origin than the API, as in production: the calls
   // are cross-origin, so a preflight would show.

@@ -20,6 +20,7 @@ track('survey', 'nps', 'answered', { answer: 9 });
 on('state', (s) => s.hints['h1']?.dismissed);
 const current: State | null = state();
 feedback({ text: 'Great tour', rating: 5 }).then((r) => r.id);
+feedback({ text: 'See the screenshot', attachments: [new Blob([], { type: 'image/png' })] });
 once('tour', 'welcome', (tour) => tour?.step).then((shown: boolean) => shown);
 once('hint', 'export', (hint) => hint?.displayed);
 

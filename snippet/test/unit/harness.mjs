@@ -73,14 +73,18 @@ export function open({ storage = new Map(), answer = defaultAnswer, stub, crypto
     innerWidth: 1280,
     innerHeight: 720,
     crypto,
+    FormData,
     addEventListener: (type, fn) => (listeners[type] ||= []).push(fn),
     fetch: async (url, init) => {
-      const req = { url, init, body: JSON.parse(init.body), path: new URL(url).pathname };
+      // An attachment's upload is a form, every other call JSON.
+      const body = typeof init.body === 'string' ? JSON.parse(init.body) : init.body;
+      const req = { url, init, body, path: new URL(url).pathname };
       page.requests.push(req);
       const r = page.answer(req);
       const headers = new Map(Object.entries(r.headers || {}));
       return {
         status: r.status,
+        ok: r.status >= 200 && r.status < 300,
         headers: { get: (n) => headers.get(n.toLowerCase()) ?? null },
         json: async () => {
           if (r.body === undefined) throw new SyntaxError('no JSON');
@@ -101,6 +105,11 @@ export function open({ storage = new Map(), answer = defaultAnswer, stub, crypto
 // defaultAnswer plays a healthy server: a state echoing the hint counts.
 export function defaultAnswer(req) {
   if (req.path === '/v1/feedback') return response(201, { id: 'f1', createdAt: '2026-01-02T03:04:05Z' });
+  if (req.path === '/v1/feedback/attachments') {
+    const id = 'a'.repeat(31) + req.body.size % 10;
+    return response(201, { id, upload: { method: 'POST', url: 'https://bucket.example.com/', fields: { key: 'uploads/' + id, 'Content-Type': req.body.contentType, policy: 'p' } }, expiresAt: 'x' });
+  }
+  if (req.url.startsWith('https://bucket.example.com/')) return response(204);
   if (req.path === '/v1/events') {
     return response(200, { accepted: req.body.events.length, duplicates: 0, state: { hints: { h1: { displayed: 1 } } } });
   }

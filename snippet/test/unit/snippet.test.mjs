@@ -387,6 +387,39 @@ test('feedback carries the page environment, within the API limits, and is not r
   assert.equal(page.requests.filter((r) => r.path === '/v1/feedback').length, 2);
 });
 
+test('feedback uploads its attachments through the presigned forms, then names them', async () => {
+  const page = open();
+  await ready(page);
+  const shot = new Blob([new Uint8Array(1001)], { type: 'image/png' });
+  const photo = new Blob([new Uint8Array(2002)], { type: 'image/jpeg' });
+  await page.waymark.feedback({ text: 'See the screenshot', attachments: [shot, photo] });
+  const asked = page.requests.filter((r) => r.path === '/v1/feedback/attachments').map((r) => [r.body.contentType, r.body.size, r.body.username]);
+  assert.deepEqual(asked, [['image/png', 1001, user.username], ['image/jpeg', 2002, user.username]]);
+  const uploads = page.requests.filter((r) => r.url.startsWith('https://bucket.example.com/'));
+  assert.equal(uploads.length, 2);
+  for (const u of uploads) {
+    const form = u.body;
+    // S3 reads the policy fields first: the file must be the last field.
+    assert.deepEqual([...form.keys()], ['key', 'Content-Type', 'policy', 'file']);
+    assert.equal(u.init.credentials, 'omit');
+  }
+  const sent = page.requests.at(-1);
+  assert.equal(sent.path, '/v1/feedback');
+  assert.deepEqual(sent.body.attachments, ['a'.repeat(31) + '1', 'a'.repeat(31) + '2']);
+});
+
+test('a refused attachment rejects the feedback, which is not sent', async () => {
+  const page = open({
+    answer: (req) => (req.path === '/v1/feedback/attachments'
+      ? response(400, { error: { code: 'invalid_argument', message: 'contentType: must be one of', field: 'contentType' } })
+      : defaultAnswer(req)),
+  });
+  await ready(page);
+  await assert.rejects(page.waymark.feedback({ text: 'x', attachments: [new Blob(['<svg/>'], { type: 'image/svg+xml' })] }),
+    (e) => e.status === 400 && e.code === 'invalid_argument');
+  assert.equal(page.requests.filter((r) => r.path === '/v1/feedback').length, 0);
+});
+
 test('refused feedback rejects with the server\'s code, reported once', async () => {
   const page = open({
     answer: (req) => (req.path === '/v1/feedback'
