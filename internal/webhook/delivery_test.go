@@ -187,12 +187,13 @@ func TestJSONBody(t *testing.T) {
 	rating := 5
 	w := 1280
 	fb := &waymark.Feedback{ID: "fb1", Username: "body-user-01", Text: "hello", Rating: &rating, Category: "bug",
-		Environment: &waymark.Environment{URL: "https://app.example.com/x", ViewportWidth: &w}, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		Environment: &waymark.Environment{URL: "https://app.example.com/x", ViewportWidth: &w}, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Attachments: []waymark.Attachment{{ID: "0123456789abcdef0123456789abcdef", ContentType: "image/png", Size: 2048}}}
 	body, err := webhook.Body(waymark.WebhookJSON, "dlv_fb1", "wsx", fb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"id":"dlv_fb1","type":"feedback.created","createdAt":"2026-01-02T03:04:05Z","workspace":"wsx","data":{"id":"fb1","username":"body-user-01","text":"hello","rating":5,"category":"bug","environment":{"url":"https://app.example.com/x","viewportWidth":1280},"attachments":[]}}`
+	want := `{"id":"dlv_fb1","type":"feedback.created","createdAt":"2026-01-02T03:04:05Z","workspace":"wsx","data":{"id":"fb1","username":"body-user-01","text":"hello","rating":5,"category":"bug","environment":{"url":"https://app.example.com/x","viewportWidth":1280},"attachments":[{"id":"0123456789abcdef0123456789abcdef","contentType":"image/png","size":2048}]}}`
 	if string(body) != want {
 		t.Fatalf("body\n%s\nwant\n%s", body, want)
 	}

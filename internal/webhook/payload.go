@@ -28,15 +28,7 @@ type FeedbackData struct {
 	Rating      *int                 `json:"rating"`
 	Category    *string              `json:"category"`
 	Environment *waymark.Environment `json:"environment"`
-	Attachments []Attachment         `json:"attachments"`
-}
-
-// Attachment describes a file attached to the feedback (the attachments
-// feature fills it; a feedback without any has an empty list).
-type Attachment struct {
-	ID          string `json:"id"`
-	ContentType string `json:"contentType"`
-	Size        int64  `json:"size"`
+	Attachments []waymark.Attachment `json:"attachments"`
 }
 
 // Body renders a delivery's body. It depends only on the delivery and its
@@ -48,7 +40,10 @@ func Body(format waymark.WebhookFormat, deliveryID, workspace string, fb *waymar
 	}
 	data := FeedbackData{
 		ID: fb.ID, Username: fb.Username, Text: fb.Text, Rating: fb.Rating,
-		Environment: fb.Environment, Attachments: []Attachment{},
+		Environment: fb.Environment, Attachments: fb.Attachments,
+	}
+	if data.Attachments == nil {
+		data.Attachments = []waymark.Attachment{}
 	}
 	if fb.Category != "" {
 		data.Category = &fb.Category
