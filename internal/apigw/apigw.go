@@ -61,6 +61,7 @@ func (a *API) routesOf(function string) map[string]route {
 		"GET /v1/server/feedback":      {a.listFeedback, http.StatusOK},
 		"POST /v1/server/users/export": {decodeAndCall(a.svc.ExportUser), http.StatusOK},
 		"POST /v1/server/users/delete": {decodeAndCall(a.svc.EraseUsers), http.StatusOK},
+		"GET /v1/server/analytics":     {a.analytics, http.StatusOK},
 	}
 	out := map[string]route{}
 	for _, r := range routes.Table() {
@@ -129,6 +130,17 @@ func (a *API) listFeedback(ctx context.Context, c service.Call, req events.APIGa
 		}
 	}
 	return a.svc.ListFeedback(ctx, c, service.FeedbackQuery{Since: q["since"], Limit: q["limit"], Cursor: q["cursor"]})
+}
+
+// analytics reads its arguments from the query string.
+func (a *API) analytics(ctx context.Context, c service.Call, req events.APIGatewayV2HTTPRequest, _ []byte) (any, error) {
+	q := req.QueryStringParameters
+	for name := range q {
+		if name != "content" && name != "contentId" && name != "from" && name != "to" {
+			return nil, waymark.Invalid(name, "unknown query parameter")
+		}
+	}
+	return a.svc.Analytics(ctx, c, service.AnalyticsQuery{Content: q["content"], ContentID: q["contentId"], From: q["from"], To: q["to"]})
 }
 
 func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, ep endpoint, okStatus int) events.APIGatewayV2HTTPResponse {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/waymarkhq/waymark/internal/schema"
@@ -135,6 +136,21 @@ func (c Config) Clients(ctx context.Context) (*dynamodb.Client, *kms.Client, err
 		}
 	})
 	return db, k, nil
+}
+
+// StreamsClient is a DynamoDB Streams client on the same endpoint as the
+// DynamoDB client (DynamoDB Local serves both APIs).
+func (c Config) StreamsClient() (*dynamodbstreams.Client, error) {
+	awsCfg, err := c.awsConfig()
+	if err != nil {
+		return nil, err
+	}
+	return dynamodbstreams.NewFromConfig(awsCfg, func(o *dynamodbstreams.Options) {
+		o.Retryer = Retryer()
+		if c.DynamoDBEndpoint != "" {
+			o.BaseEndpoint = aws.String(c.DynamoDBEndpoint)
+		}
+	}), nil
 }
 
 // Retryer is the retry policy of every client (Clients; the tests and the

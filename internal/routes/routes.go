@@ -131,6 +131,15 @@ var (
 // and share everything but their handler.
 var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true, Tables: map[string]Access{
 	schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite, schema.FeedbackTable: ReadWrite,
+	schema.AnalyticsTable: Read,
+}}
+
+// Analytics is the content analytics' aggregator, fed by the ContentState
+// table's stream (not by a route): it reads the workspace's data keys to
+// open survey answers (Workspaces: read only; it never seals, so never
+// publishes a key) and writes the Analytics table's counters.
+var Analytics = Function{Name: "analytics", LogicalID: "AnalyticsFunction", UsesKMS: true, Tables: map[string]Access{
+	schema.WorkspacesTable: Read, schema.AnalyticsTable: ReadWrite,
 }}
 
 // Snippet serves the browser snippet, waymark.js, to pages that load it
@@ -152,6 +161,7 @@ func Table() []Route {
 		{Method: "GET", Path: "/v1/server/feedback", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/export", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/delete", Function: Server.Name},
+		{Method: "GET", Path: "/v1/server/analytics", Function: Server.Name},
 		{Method: "GET", Path: "/waymark.js", Function: Snippet.Name},
 	}
 }

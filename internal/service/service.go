@@ -36,6 +36,8 @@ type Store interface {
 	UserFeedback(ctx context.Context, ws *waymark.Workspace, userKey string) ([]*waymark.Feedback, error)
 	SurveyAnswers(ctx context.Context, ws *waymark.Workspace, userKey string) (map[string]any, error)
 	EraseUser(ctx context.Context, userKey string) (int, error)
+	ContentCounters(ctx context.Context, workspace string, content waymark.ContentKey, from, to string) (waymark.Counts, []waymark.DayCounts, error)
+	WorkspaceCounters(ctx context.Context, workspace string) (map[waymark.ContentKey]waymark.Counts, error)
 }
 
 var _ Store = (*dynamo.Store)(nil)
