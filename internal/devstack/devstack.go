@@ -20,9 +20,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/waymarkhq/waymark/internal/analytics"
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/gateway"
 	"github.com/waymarkhq/waymark/internal/localstack"
+	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
 	"github.com/waymarkhq/waymark/snippet"
@@ -100,6 +102,8 @@ type Dev struct {
 	served chan error // what the API server's Serve returned
 	failed chan error // see Done
 	dir    string
+	// stopAnalytics stops the content analytics' aggregator.
+	stopAnalytics func()
 }
 
 // Demo workspaces seeded at every start, with fixed codes so that saved
@@ -161,6 +165,22 @@ func (d *Dev) serve(ctx context.Context, opts Options) error {
 	if err := SeedDemoWorkspaces(ctx, graph.Store); err != nil {
 		return err
 	}
+	// The content analytics' aggregator, over DynamoDB Local's stream of
+	// the ContentState table: the same code the deployed function runs.
+	streams, err := cfg.StreamsClient()
+	if err != nil {
+		return err
+	}
+	poller := analytics.NewPoller(streams, analytics.New(graph.Store, log), cfg.Tables[schema.ContentStateTable], log)
+	pollCtx, stopPoller := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		if err := poller.Run(pollCtx); err != nil {
+			log.Error("analytics aggregator", slog.String("error", err.Error()))
+		}
+	}()
+	d.stopAnalytics = func() { stopPoller(); <-polled }
 	handlers := map[string]gateway.Handler{}
 	for name, h := range graph.API.Handlers() {
 		handlers[name] = gateway.Handler(h)
@@ -273,6 +293,9 @@ func (d *Dev) Stop() error {
 	var errs []error
 	if d.server != nil {
 		errs = append(errs, d.server.Shutdown(ctx))
+	}
+	if d.stopAnalytics != nil {
+		d.stopAnalytics()
 	}
 	errs = append(errs, d.stack.Stop())
 	_ = os.Remove(filepath.Join(d.dir, StateFile))
