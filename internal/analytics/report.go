@@ -170,7 +170,7 @@ func dailyLines(r *waymark.ContentAnalytics, actions []string) string {
 		color := palette[ai%len(palette)]
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, color, strings.Join(pts, " "))
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`,
-			left+ai*100, height+6, color, left+ai*100+14, height+15, a)
+			left+ai*130, height+6, color, left+ai*130+14, height+15, a)
 	}
 	b.WriteString(`</svg></div>`)
 	return b.String()
