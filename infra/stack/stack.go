@@ -116,6 +116,10 @@ func (s *waymarkStack) addTables() {
 		if t.SortKey != nil {
 			props.SortKey = attribute(*t.SortKey)
 		}
+		if t.Stream {
+			// The content analytics read the table's transitions.
+			props.Stream = awsdynamodb.StreamViewType_NEW_AND_OLD_IMAGES
+		}
 		table := awsdynamodb.NewTable(s.stack, jsii.String(t.Name), props)
 		for _, idx := range t.GlobalIndexes {
 			gsi := &awsdynamodb.GlobalSecondaryIndexProps{
