@@ -32,8 +32,9 @@ func main() {
 	writes := flag.Int("writes", 10000, "writes for the KMS count")
 	rounds := flag.Int("rounds", 10, "cold starts of each function")
 	load := flag.Duration("load", 20*time.Second, "duration of the throughput run")
+	analyticsOnly := flag.Bool("analytics-only", false, "measure only the content analytics (printed, not written)")
 	flag.Parse()
-	cfg := runConfig{out: *out, requests: *requests, writes: *writes, rounds: *rounds, load: *load}
+	cfg := runConfig{out: *out, requests: *requests, writes: *writes, rounds: *rounds, load: *load, analyticsOnly: *analyticsOnly}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -46,6 +47,8 @@ type runConfig struct {
 	writes   int
 	rounds   int
 	load     time.Duration
+	// analyticsOnly runs only the content analytics part.
+	analyticsOnly bool
 }
 
 // benchWorkspace is the workspace every request names: no identity
@@ -81,7 +84,9 @@ func run(rc runConfig) error {
 	)
 	startCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
-	wg.Go(func() { bins, buildErr = buildAll(startCtx, dir) })
+	if !rc.analyticsOnly {
+		wg.Go(func() { bins, buildErr = buildAll(startCtx, dir) })
+	}
 	wg.Go(func() { stack, stackEr = localstack.Start(startCtx, localstack.Options{TablePrefix: "bench-"}) })
 	wg.Wait()
 	if stack != nil {
@@ -113,6 +118,14 @@ func run(rc runConfig) error {
 	}
 	w := workload{workspace: benchWorkspace}
 	res := &results{began: began}
+	if rc.analyticsOnly {
+		fig, err := analyticsCosts(ctx, cfg, w)
+		if err != nil {
+			return err
+		}
+		fmt.Println(fig.render())
+		return nil
+	}
 
 	clock := fakeclock.New(time.Now())
 	capGraph, err := newGraph(ctx, cfg, graphOptions{capacity: true, now: clock.Now})
@@ -196,8 +209,14 @@ func run(rc runConfig) error {
 		progress("contention: %d writers on one content item", writers)
 	}
 
+	analyticsFig, err := analyticsCosts(ctx, cfg, w)
+	if err != nil {
+		return err
+	}
+	progress("content analytics")
+
 	res.elapsed = time.Since(began)
-	table := res.render()
+	table := res.render() + analyticsFig.render()
 	fmt.Println(table)
 	if err := os.WriteFile(rc.out, []byte(table), 0o644); err != nil {
 		return err
