@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/waymarkhq/waymark/internal/analytics"
 	"github.com/waymarkhq/waymark/internal/config"
@@ -91,7 +92,11 @@ func analyticsCosts(ctx context.Context, cfg config.Config, w workload) (analyti
 		case *dynamodb.UpdateItemInput:
 			fig.writeUnits += c.units
 			fig.writes++
-			perItem[fmt.Sprint(in.Key)]++
+			pk, _ := in.Key["pk"].(*types.AttributeValueMemberS)
+			sk, _ := in.Key["sk"].(*types.AttributeValueMemberS)
+			if pk != nil && sk != nil {
+				perItem[pk.Value+"|"+sk.Value]++
+			}
 		case *dynamodb.PutItemInput:
 			fig.writeUnits += c.units
 			fig.writes++
