@@ -135,11 +135,12 @@ var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true
 }}
 
 // Analytics is the content analytics' aggregator, fed by the ContentState
-// table's stream (not by a route): it reads the workspace's data keys to
-// open survey answers (Workspaces: read only; it never seals, so never
-// publishes a key) and writes the Analytics table's counters.
+// table's stream (not by a route): it opens survey answers with the data
+// keys their items carry (KMS Decrypt; it never seals) and writes the
+// Analytics table's counters. It reads the stream, no table. Not yet in
+// Functions(): the stack does not deploy it yet.
 var Analytics = Function{Name: "analytics", LogicalID: "AnalyticsFunction", UsesKMS: true, Tables: map[string]Access{
-	schema.WorkspacesTable: Read, schema.AnalyticsTable: ReadWrite,
+	schema.AnalyticsTable: ReadWrite,
 }}
 
 // Snippet serves the browser snippet, waymark.js, to pages that load it
