@@ -125,7 +125,9 @@ func (s *waymarkStack) addTables() {
 			props.SortKey = attribute(*t.SortKey)
 		}
 		if t.Stream {
-			props.Stream = awsdynamodb.StreamViewType_NEW_IMAGE
+			// The content analytics read the ContentState table's transitions;
+			// the webhook deliverer (and retention's file deletion) the Feedback table's.
+			props.Stream = awsdynamodb.StreamViewType_NEW_AND_OLD_IMAGES
 		}
 		table := awsdynamodb.NewTable(s.stack, jsii.String(t.Name), props)
 		for _, idx := range t.GlobalIndexes {

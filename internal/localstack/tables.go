@@ -47,16 +47,24 @@ func ensureTable(ctx context.Context, db *dynamodb.Client, t schema.Table, name 
 	if err != nil {
 		return err
 	}
+	if err := checkKeys(t, desc); err != nil {
+		return err
+	}
 	if t.Stream && (desc.StreamSpecification == nil || !aws.ToBool(desc.StreamSpecification.StreamEnabled)) {
-		// A table kept from before the schema had its stream gets it now.
-		if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
-			TableName:           aws.String(name),
-			StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage},
-		}); err != nil {
+		// A table kept from a version without the stream gets it now.
+		if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(name), StreamSpecification: streamSpec()}); err != nil {
 			return fmt.Errorf("localstack: enable the stream of %s: %w", name, err)
 		}
+		_, err = waitActive(ctx, db, name)
+		return err
 	}
-	return checkKeys(t, desc)
+	return nil
+}
+
+// streamSpec is the stream a table with schema.Table.Stream has, as
+// deployed: new and old images, for the content analytics' transitions.
+func streamSpec() *types.StreamSpecification {
+	return &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewAndOldImages}
 }
 
 func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
@@ -64,6 +72,9 @@ func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
 		TableName:   aws.String(name),
 		BillingMode: types.BillingModePayPerRequest,
 		KeySchema:   keySchema(t.PartitionKey, t.SortKey),
+	}
+	if t.Stream {
+		in.StreamSpecification = streamSpec()
 	}
 	// Every key attribute of the table and its indexes is defined once,
 	// even when an index shares one with the table.
@@ -79,7 +90,7 @@ func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
 		})
 	}
 	if t.Stream {
-		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage}
+		in.StreamSpecification = streamSpec()
 	}
 	define(&t.PartitionKey)
 	define(t.SortKey)
