@@ -36,7 +36,8 @@ func TestDeliveryRetriedUntilAcceptedUnderDynamoDBFaults(t *testing.T) {
 	for i := range 12 {
 		ids = append(ids, e.sendFeedback(t, ws, fmt.Sprintf("retried-user-%02d", i), "the export button does nothing"))
 	}
-	waitFor(t, 60*time.Second, "every delivery", func() bool { return rcv.acceptedCount() == len(ids) && e.local.Pending() == 0 })
+	waitForState(t, 60*time.Second, "every delivery", func() bool { return rcv.acceptedCount() == len(ids) && e.local.Pending() == 0 },
+		func() string { return fmt.Sprintf("(%d of %d accepted, %d pending)", rcv.acceptedCount(), len(ids), e.local.Pending()) })
 	rcv.checkExactlyOnce(t, ids)
 	for _, id := range ids {
 		if n := rcv.requests[webhook.DeliveryID(id)]; n != refusals+1 {

@@ -213,10 +213,16 @@ func (e *env) sendFeedback(t *testing.T, ws *waymark.Workspace, username, text s
 // waitFor polls cond for up to limit.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitForState(t, limit, what, cond, func() string { return "" })
+}
+
+// waitForState is waitFor whose failure says where things stood.
+func waitForState(t *testing.T, limit time.Duration, what string, cond func() bool, state func() string) {
+	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s %s", what, state())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
