@@ -43,7 +43,9 @@ func TestDeliveryRetriedUntilAcceptedUnderDynamoDBFaults(t *testing.T) {
 		t.Fatalf("%d feedback stored, want at least 12", len(ids))
 	}
 	waitForState(t, 60*time.Second, "every delivery", func() bool { return rcv.acceptedCount() == len(ids) && e.local.Pending() == 0 },
-		func() string { return fmt.Sprintf("(%d of %d accepted, %d pending)", rcv.acceptedCount(), len(ids), e.local.Pending()) })
+		func() string {
+			return fmt.Sprintf("(%d of %d accepted, %d pending)", rcv.acceptedCount(), len(ids), e.local.Pending())
+		})
 	rcv.checkExactlyOnce(t, ids)
 	for _, id := range ids {
 		if n := rcv.requests[webhook.DeliveryID(id)]; n != refusals+1 {
