@@ -311,7 +311,14 @@ func (d *Dev) Stop() error {
 	defer cancel()
 	var errs []error
 	if d.server != nil {
-		errs = append(errs, d.server.Shutdown(ctx))
+		err := d.server.Shutdown(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Shutdown counts a connection that never sent a request (a
+			// refused TLS handshake, a plain-HTTP probe) as busy for its
+			// first 5 seconds; past the grace, close what is left.
+			err = d.server.Close()
+		}
+		errs = append(errs, err)
 	}
 	if d.stopDeliverer != nil {
 		d.stopDeliverer()

@@ -99,6 +99,10 @@ func (l *Local) NextDue() time.Time {
 // Run reads the stream from now on and makes attempts until ctx ends.
 func (l *Local) Run(ctx context.Context) error {
 	reader, err := l.openStream(ctx)
+	if ctx.Err() != nil {
+		// Stopped while it was opening the stream: a stop, not a failure.
+		return nil
+	}
 	if err != nil {
 		return err
 	}
