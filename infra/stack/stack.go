@@ -125,7 +125,7 @@ func (s *waymarkStack) addTables() {
 			props.SortKey = attribute(*t.SortKey)
 		}
 		if t.Stream {
-			props.Stream = awsdynamodb.StreamViewType_NEW_IMAGE
+			props.Stream = awsdynamodb.StreamViewType_NEW_AND_OLD_IMAGES
 		}
 		table := awsdynamodb.NewTable(s.stack, jsii.String(t.Name), props)
 		for _, idx := range t.GlobalIndexes {

@@ -47,16 +47,43 @@ func ensureTable(ctx context.Context, db *dynamodb.Client, t schema.Table, name 
 	if err != nil {
 		return err
 	}
-	if t.Stream && (desc.StreamSpecification == nil || !aws.ToBool(desc.StreamSpecification.StreamEnabled)) {
-		// A table kept from before the schema had its stream gets it now.
-		if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
-			TableName:           aws.String(name),
-			StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage},
-		}); err != nil {
-			return fmt.Errorf("localstack: enable the stream of %s: %w", name, err)
+	if t.Stream {
+		if err := ensureStream(ctx, db, name, desc.StreamSpecification); err != nil {
+			return err
 		}
 	}
 	return checkKeys(t, desc)
+}
+
+// streamView is the view type of every table stream (schema.Table.Stream).
+const streamView = types.StreamViewTypeNewAndOldImages
+
+// ensureStream gives a table kept from before the schema had its stream (or
+// had one of another view type) the stream it has now; DynamoDB changes a
+// stream's view type only by turning it off and on again.
+func ensureStream(ctx context.Context, db *dynamodb.Client, name string, spec *types.StreamSpecification) error {
+	enabled := spec != nil && aws.ToBool(spec.StreamEnabled)
+	if enabled && spec.StreamViewType == streamView {
+		return nil
+	}
+	if enabled {
+		if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+			TableName: aws.String(name), StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(false)},
+		}); err != nil {
+			return fmt.Errorf("localstack: turn off the stream of %s: %w", name, err)
+		}
+		if _, err := waitActive(ctx, db, name); err != nil {
+			return err
+		}
+	}
+	if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName:           aws.String(name),
+		StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: streamView},
+	}); err != nil {
+		return fmt.Errorf("localstack: enable the stream of %s: %w", name, err)
+	}
+	_, err := waitActive(ctx, db, name)
+	return err
 }
 
 func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
@@ -79,7 +106,7 @@ func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
 		})
 	}
 	if t.Stream {
-		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage}
+		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: streamView}
 	}
 	define(&t.PartitionKey)
 	define(t.SortKey)

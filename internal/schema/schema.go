@@ -65,7 +65,8 @@ type Table struct {
 	// TTLAttribute is the attribute DynamoDB's time to live reads.
 	TTLAttribute string
 	Attributes   []Attribute
-	// Stream turns on the table's change stream (new images).
+	// Stream turns on the table's change stream (new and old images: a
+	// removed item's old image tells what to clean up after it).
 	Stream bool
 }
 
@@ -209,7 +210,8 @@ var Feedback = Table{
 		{Name: "attempts", Holds: "parked delivery: attempts made", Protection: Clear},
 		{Name: "lastError", Holds: "parked delivery: outcome of the last attempt (status code or error class, never a body)", Protection: Clear},
 	},
-	// New feedback items reach the webhook deliverer through the stream.
+	// New feedback items reach the webhook deliverer through the stream,
+	// and so do expired ones, whose attachment files it deletes.
 	Stream: true,
 }
 
