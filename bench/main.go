@@ -32,10 +32,11 @@ func main() {
 	writes := flag.Int("writes", 10000, "writes for the KMS count")
 	rounds := flag.Int("rounds", 10, "cold starts of each function")
 	load := flag.Duration("load", 20*time.Second, "duration of the throughput run")
+	analyticsOnly := flag.Bool("analytics-only", false, "measure only the content analytics (printed, not written)")
 	importUsers := flag.Int("import-users", 10000, "users of the bulk import's run")
 	webhookOnly := flag.Bool("webhook-only", false, "measure only the webhook delivery latency and print it")
 	flag.Parse()
-	cfg := runConfig{out: *out, requests: *requests, writes: *writes, rounds: *rounds, load: *load, importUsers: *importUsers}
+	cfg := runConfig{out: *out, requests: *requests, writes: *writes, rounds: *rounds, load: *load, importUsers: *importUsers, analyticsOnly: *analyticsOnly}
 	if *webhookOnly {
 		if err := runWebhookOnly(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -57,6 +58,8 @@ type runConfig struct {
 	load     time.Duration
 	// importUsers is the size of the bulk import's run.
 	importUsers int
+	// analyticsOnly runs only the content analytics part.
+	analyticsOnly bool
 }
 
 // benchWorkspace is the workspace every request names: no identity
@@ -92,7 +95,9 @@ func run(rc runConfig) error {
 	)
 	startCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
-	wg.Go(func() { bins, buildErr = buildAll(startCtx, dir) })
+	if !rc.analyticsOnly {
+		wg.Go(func() { bins, buildErr = buildAll(startCtx, dir) })
+	}
 	wg.Go(func() { stack, stackEr = localstack.Start(startCtx, localstack.Options{TablePrefix: "bench-"}) })
 	wg.Wait()
 	if stack != nil {
@@ -124,6 +129,14 @@ func run(rc runConfig) error {
 	}
 	w := workload{workspace: benchWorkspace}
 	res := &results{began: began}
+	if rc.analyticsOnly {
+		fig, err := analyticsCosts(ctx, cfg, w)
+		if err != nil {
+			return err
+		}
+		fmt.Println(fig.render())
+		return nil
+	}
 
 	clock := fakeclock.New(time.Now())
 	capGraph, err := newGraph(ctx, cfg, graphOptions{capacity: true, now: clock.Now})
@@ -221,8 +234,14 @@ func run(rc runConfig) error {
 	}
 	progress("webhook delivery latency")
 
+	analyticsFig, err := analyticsCosts(ctx, cfg, w)
+	if err != nil {
+		return err
+	}
+	progress("content analytics")
+
 	res.elapsed = time.Since(began)
-	table := res.render()
+	table := res.render() + analyticsFig.render()
 	fmt.Println(table)
 	if err := os.WriteFile(rc.out, []byte(table), 0o644); err != nil {
 		return err

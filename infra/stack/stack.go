@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -125,6 +125,8 @@ func (s *waymarkStack) addTables() {
 			props.SortKey = attribute(*t.SortKey)
 		}
 		if t.Stream {
+			// The content analytics read the ContentState table's transitions;
+			// the webhook deliverer (and retention's file deletion) the Feedback table's.
 			props.Stream = awsdynamodb.StreamViewType_NEW_AND_OLD_IMAGES
 		}
 		table := awsdynamodb.NewTable(s.stack, jsii.String(t.Name), props)

@@ -63,6 +63,7 @@ func (a *API) routesOf(function string) map[string]route {
 		"POST /v1/server/users/export":    {decodeAndCall(a.svc.ExportUser), http.StatusOK},
 		"POST /v1/server/users/delete":    {decodeAndCall(a.svc.EraseUsers), http.StatusOK},
 		"POST /v1/server/users/import":    {a.importUsers, http.StatusOK},
+		"GET /v1/server/analytics":        {a.analytics, http.StatusOK},
 		"POST /v1/server/groups/identify": {decodeAndCall(a.svc.IdentifyGroup), http.StatusOK},
 		"POST /v1/server/groups/export":   {decodeAndCall(a.svc.ExportGroup), http.StatusOK},
 		"POST /v1/server/groups/delete":   {decodeAndCall(a.svc.EraseGroups), http.StatusOK},
@@ -134,6 +135,17 @@ func (a *API) listFeedback(ctx context.Context, c service.Call, req events.APIGa
 		}
 	}
 	return a.svc.ListFeedback(ctx, c, service.FeedbackQuery{Since: q["since"], Limit: q["limit"], Cursor: q["cursor"]})
+}
+
+// analytics reads its arguments from the query string.
+func (a *API) analytics(ctx context.Context, c service.Call, req events.APIGatewayV2HTTPRequest, _ []byte) (any, error) {
+	q := req.QueryStringParameters
+	for name := range q {
+		if name != "content" && name != "contentId" && name != "from" && name != "to" {
+			return nil, waymark.Invalid(name, "unknown query parameter")
+		}
+	}
+	return a.svc.Analytics(ctx, c, service.AnalyticsQuery{Content: q["content"], ContentID: q["contentId"], From: q["from"], To: q["to"]})
 }
 
 func (a *API) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, r route) events.APIGatewayV2HTTPResponse {

@@ -211,7 +211,7 @@ func TestGroupAndUserErasureLeaveNothing(t *testing.T) {
 
 	// User erasure: ada's user item and her membership of initech go.
 	r = server(t, "POST /v1/server/users/delete", key, mustJSON(map[string]any{"usernames": []string{ada}}), nil)
-	if r.Status != 200 || mustJSON(r.Body) != mustJSON(map[string]any{"users": 1, "items": 2}) {
+	if r.Status != 200 || mustJSON(r.Body) != mustJSON(map[string]any{"users": 1, "items": 2, "attachments": 0}) {
 		t.Fatalf("user delete: %d %v", r.Status, r.Body)
 	}
 	if n := mentions(t, adaKey); n != 0 {

@@ -9,7 +9,8 @@ import (
 )
 
 // StreamsClient builds the DynamoDB Streams client of the local webhook
-// deliverer (internal/webhook): DynamoDB Local serves streams on its own
+// deliverer (internal/webhook) and of the local content analytics'
+// aggregator (internal/analytics): DynamoDB Local serves streams on its own
 // endpoint. Deployed, Lambda reads the stream and no client is needed.
 func (c Config) StreamsClient(_ context.Context) (*dynamodbstreams.Client, error) {
 	awsCfg, err := c.awsConfig()

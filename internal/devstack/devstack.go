@@ -20,9 +20,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/waymarkhq/waymark/internal/analytics"
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/gateway"
 	"github.com/waymarkhq/waymark/internal/localstack"
+	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
 	"github.com/waymarkhq/waymark/snippet"
@@ -110,6 +112,8 @@ type Dev struct {
 	stopDeliverer context.CancelFunc
 	delivererDone chan struct{}
 	delivererErr  error
+	// stopAnalytics stops the content analytics' aggregator.
+	stopAnalytics func()
 }
 
 // Demo workspaces seeded at every start, with fixed codes so that saved
@@ -178,6 +182,22 @@ func (d *Dev) serve(ctx context.Context, opts Options) error {
 	if err := d.startDeliverer(cfg, graph.Store, logOut); err != nil {
 		return err
 	}
+	// The content analytics' aggregator, over DynamoDB Local's stream of
+	// the ContentState table: the same code the deployed function runs.
+	streams, err := cfg.StreamsClient(context.Background())
+	if err != nil {
+		return err
+	}
+	poller := analytics.NewPoller(streams, analytics.New(graph.Store, log), cfg.Tables[schema.ContentStateTable], log)
+	pollCtx, stopPoller := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		if err := poller.Run(pollCtx); err != nil {
+			log.Error("analytics aggregator", slog.String("error", err.Error()))
+		}
+	}()
+	d.stopAnalytics = func() { stopPoller(); <-polled }
 	handlers := map[string]gateway.Handler{}
 	for name, h := range graph.API.Handlers() {
 		handlers[name] = gateway.Handler(h)
@@ -297,6 +317,9 @@ func (d *Dev) Stop() error {
 		d.stopDeliverer()
 		<-d.delivererDone
 		errs = append(errs, d.delivererErr)
+	}
+	if d.stopAnalytics != nil {
+		d.stopAnalytics()
 	}
 	errs = append(errs, d.stack.Stop())
 	_ = os.Remove(filepath.Join(d.dir, StateFile))

@@ -35,6 +35,8 @@ type stateAttr struct {
 	Read            bool     `dynamodbav:"read,omitempty"`
 	ReadAt          string   `dynamodbav:"readAt,omitempty"`
 	Items           []string `dynamodbav:"items,omitempty,stringset"`
+	Acts            []string `dynamodbav:"acts,omitempty,stringset"`
+	Steps           []string `dynamodbav:"steps,omitempty,stringset"`
 	AnswerAt        int64    `dynamodbav:"answerAt,omitempty"`
 	AnswerID        string   `dynamodbav:"answerId,omitempty"`
 	UpdatedAt       string   `dynamodbav:"updatedAt"`
@@ -120,6 +122,18 @@ func contentFromItem(item map[string]types.AttributeValue) (*waymark.ContentItem
 		for _, it := range st.Items {
 			c.Items[it] = true
 		}
+	}
+	for _, a := range st.Acts {
+		if c.Acts == nil {
+			c.Acts = map[waymark.Action]bool{}
+		}
+		c.Acts[waymark.Action(a)] = true
+	}
+	for _, step := range st.Steps {
+		if c.Steps == nil {
+			c.Steps = map[string]bool{}
+		}
+		c.Steps[step] = true
 	}
 	if seen, ok := item["seen"].(*types.AttributeValueMemberB); ok {
 		c.Seen = decodeSeen(seen.Value)
@@ -231,6 +245,14 @@ func (s *Store) PutContent(ctx context.Context, ws *waymark.Workspace, userKey s
 		st.Items = append(st.Items, it)
 	}
 	sort.Strings(st.Items)
+	for a := range c.Acts {
+		st.Acts = append(st.Acts, string(a))
+	}
+	sort.Strings(st.Acts)
+	for step := range c.Steps {
+		st.Steps = append(st.Steps, step)
+	}
+	sort.Strings(st.Steps)
 	stAV, err := attributevalue.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("dynamo: content state: %w", err)

@@ -47,43 +47,24 @@ func ensureTable(ctx context.Context, db *dynamodb.Client, t schema.Table, name 
 	if err != nil {
 		return err
 	}
-	if t.Stream {
-		if err := ensureStream(ctx, db, name, desc.StreamSpecification); err != nil {
-			return err
-		}
+	if err := checkKeys(t, desc); err != nil {
+		return err
 	}
-	return checkKeys(t, desc)
+	if t.Stream && (desc.StreamSpecification == nil || !aws.ToBool(desc.StreamSpecification.StreamEnabled)) {
+		// A table kept from a version without the stream gets it now.
+		if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(name), StreamSpecification: streamSpec()}); err != nil {
+			return fmt.Errorf("localstack: enable the stream of %s: %w", name, err)
+		}
+		_, err = waitActive(ctx, db, name)
+		return err
+	}
+	return nil
 }
 
-// streamView is the view type of every table stream (schema.Table.Stream).
-const streamView = types.StreamViewTypeNewAndOldImages
-
-// ensureStream gives a table kept from before the schema had its stream (or
-// had one of another view type) the stream it has now; DynamoDB changes a
-// stream's view type only by turning it off and on again.
-func ensureStream(ctx context.Context, db *dynamodb.Client, name string, spec *types.StreamSpecification) error {
-	enabled := spec != nil && aws.ToBool(spec.StreamEnabled)
-	if enabled && spec.StreamViewType == streamView {
-		return nil
-	}
-	if enabled {
-		if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
-			TableName: aws.String(name), StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(false)},
-		}); err != nil {
-			return fmt.Errorf("localstack: turn off the stream of %s: %w", name, err)
-		}
-		if _, err := waitActive(ctx, db, name); err != nil {
-			return err
-		}
-	}
-	if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
-		TableName:           aws.String(name),
-		StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: streamView},
-	}); err != nil {
-		return fmt.Errorf("localstack: enable the stream of %s: %w", name, err)
-	}
-	_, err := waitActive(ctx, db, name)
-	return err
+// streamSpec is the stream a table with schema.Table.Stream has, as
+// deployed: new and old images, for the content analytics' transitions.
+func streamSpec() *types.StreamSpecification {
+	return &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewAndOldImages}
 }
 
 func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
@@ -91,6 +72,9 @@ func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
 		TableName:   aws.String(name),
 		BillingMode: types.BillingModePayPerRequest,
 		KeySchema:   keySchema(t.PartitionKey, t.SortKey),
+	}
+	if t.Stream {
+		in.StreamSpecification = streamSpec()
 	}
 	// Every key attribute of the table and its indexes is defined once,
 	// even when an index shares one with the table.
@@ -106,7 +90,7 @@ func createTableInput(t schema.Table, name string) *dynamodb.CreateTableInput {
 		})
 	}
 	if t.Stream {
-		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: streamView}
+		in.StreamSpecification = streamSpec()
 	}
 	define(&t.PartitionKey)
 	define(t.SortKey)

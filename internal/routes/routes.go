@@ -149,7 +149,17 @@ var (
 // and share everything but their handler.
 var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true, Bucket: ServeAttachments, Tables: map[string]Access{
 	schema.WorkspacesTable: ReadPublishKey, schema.UsersTable: ReadWrite, schema.ContentStateTable: ReadWrite, schema.FeedbackTable: ReadWrite,
-	schema.GroupsTable: ReadWrite,
+	schema.GroupsTable:    ReadWrite,
+	schema.AnalyticsTable: Read,
+}}
+
+// Analytics is the content analytics' aggregator, fed by the ContentState
+// table's stream (not by a route): it opens survey answers with the data
+// keys their items carry (KMS Decrypt; it never seals) and writes the
+// Analytics table's counters. It reads the stream, no table. Not yet in
+// Functions(): the stack does not deploy it yet.
+var Analytics = Function{Name: "analytics", LogicalID: "AnalyticsFunction", UsesKMS: true, Tables: map[string]Access{
+	schema.AnalyticsTable: ReadWrite,
 }}
 
 // Snippet serves the browser snippet, waymark.js, to pages that load it
@@ -176,6 +186,7 @@ func Table() []Route {
 		{Method: "POST", Path: "/v1/server/groups/export", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/groups/delete", Function: Server.Name},
 		{Method: "POST", Path: "/v1/server/users/import", Function: Server.Name},
+		{Method: "GET", Path: "/v1/server/analytics", Function: Server.Name},
 		{Method: "GET", Path: "/waymark.js", Function: Snippet.Name},
 	}
 }

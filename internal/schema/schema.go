@@ -65,8 +65,9 @@ type Table struct {
 	// TTLAttribute is the attribute DynamoDB's time to live reads.
 	TTLAttribute string
 	Attributes   []Attribute
-	// Stream turns on the table's change stream (new and old images: a
-	// removed item's old image tells what to clean up after it).
+	// Stream turns on the table's stream with new and old images (the
+	// content analytics read the ContentState table's; retention deletes
+	// the attachment files an expired feedback item's old image lists).
 	Stream bool
 }
 
@@ -80,6 +81,7 @@ const (
 	ContentStateTable = "ContentState"
 	FeedbackTable     = "Feedback"
 	GroupsTable       = "Groups"
+	AnalyticsTable    = "Analytics"
 )
 
 // Attributes of a workspace item that publish the sealing key the functions
@@ -174,6 +176,7 @@ var ContentState = Table{
 		{Name: "req", Holds: "random id of the request that wrote the item last (retry detection)", Protection: Clear},
 		{Name: TTLAttribute, Holds: "expiry under the workspace's retention", Protection: Clear},
 	},
+	Stream: true,
 }
 
 // Feedback holds feedback items in the sending user's partition (for export
@@ -256,4 +259,25 @@ const ParkedDeliveryPrefix = "~parked#"
 const RequeuedDeliveryPrefix = "~requeue#"
 
 // All lists every table Waymark uses.
-func All() []Table { return []Table{Workspaces, Users, ContentState, Feedback, Groups} }
+
+// Analytics holds the content analytics: per workspace and content item,
+// all-time counters (partition "<workspace>#totals", one item per content
+// item) and per-day counters (partition "<workspace>#<kind>#<id>", one item
+// per UTC day). Counts only: no user key, no personal data.
+var Analytics = Table{
+	Name:         AnalyticsTable,
+	EnvVar:       "ANALYTICS_TABLE",
+	PartitionKey: KeyAttribute{Name: "pk", Type: String},
+	SortKey:      &KeyAttribute{Name: "sk", Type: String},
+	TTLAttribute: TTLAttribute,
+	Attributes: []Attribute{
+		{Name: "pk", Holds: "workspace code, and content kind and id for per-day counters", Protection: Clear},
+		{Name: "sk", Holds: "content kind and id (all-time counters) or UTC day (per-day counters)", Protection: Clear},
+		{Name: "c", Holds: "counters: distinct users per action, tour step, checklist item and scalar survey answer; total displays", Protection: Clear},
+		{Name: "q", Holds: "per stream shard (short hash of its id), the last stream sequence number applied and when (exactly-once application)", Protection: Clear},
+		{Name: TTLAttribute, Holds: "expiry of per-day counters (400 days after the day)", Protection: Clear},
+	},
+}
+
+// All lists every table Waymark uses.
+func All() []Table { return []Table{Workspaces, Users, ContentState, Feedback, Groups, Analytics} }

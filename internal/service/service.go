@@ -48,6 +48,8 @@ type Store interface {
 	EraseMemberships(ctx context.Context, userKey string) (int, error)
 	StoredInputs(ctx context.Context, userKeys []string) (map[string]dynamo.StoredInput, error)
 	PutNewUsers(ctx context.Context, ws *waymark.Workspace, users []*waymark.User, requestID string, now time.Time) error
+	ContentCounters(ctx context.Context, workspace string, content waymark.ContentKey, from, to string) (waymark.Counts, []waymark.DayCounts, error)
+	WorkspaceCounters(ctx context.Context, workspace string) (map[waymark.ContentKey]waymark.Counts, error)
 }
 
 var _ Store = (*dynamo.Store)(nil)

@@ -131,6 +131,12 @@ type ContentItem struct {
 	Read            bool
 	ReadAt          time.Time // earliest read
 	Items           map[string]bool
+	// Acts and Steps are every action and every tour step the item's events
+	// ever carried, whatever the latest status says: content analytics
+	// count a user once per action and step from the moment one appears
+	// here (internal/waymark/analytics.go).
+	Acts  map[Action]bool
+	Steps map[string]bool
 
 	// Answer and AnswerMark: the latest survey answer. Answer is personal
 	// data and is sealed at rest.
@@ -187,6 +193,16 @@ func (c *ContentItem) Apply(e Event, now time.Time) bool {
 	}
 	c.Seen = append(c.Seen, Seen{Fingerprint: fp, AppliedAt: now.Unix()})
 	mark := Mark{At: e.At, ID: e.ID}
+	if c.Acts == nil {
+		c.Acts = map[Action]bool{}
+	}
+	c.Acts[e.Action] = true
+	if e.Step != "" {
+		if c.Steps == nil {
+			c.Steps = map[string]bool{}
+		}
+		c.Steps[e.Step] = true
+	}
 	if e.At.After(c.UpdatedAt) {
 		c.UpdatedAt = e.At
 	}

@@ -216,13 +216,43 @@ func (e *env) sendFeedback(t *testing.T, ws *waymark.Workspace, username, text s
 	}
 }
 
+// storedFeedback lists the ids of every feedback stored in the workspace.
+func (e *env) storedFeedback(t *testing.T, ws *waymark.Workspace) []string {
+	t.Helper()
+	var ids []string
+	q := service.FeedbackQuery{Limit: "100"}
+	for {
+		page, err := e.svc.FeedbackOf(context.Background(), ws, q)
+		// The faults reach the listing too: read again.
+		for try := 0; err != nil && try < 5; try++ {
+			page, err = e.svc.FeedbackOf(context.Background(), ws, q)
+		}
+		if err != nil {
+			t.Fatalf("list feedback: %v", err)
+		}
+		for _, item := range page.Items {
+			ids = append(ids, item.ID)
+		}
+		if page.NextCursor == "" {
+			return ids
+		}
+		q.Cursor = page.NextCursor
+	}
+}
+
 // waitFor polls cond for up to limit.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	waitForState(t, limit, what, cond, func() string { return "" })
+}
+
+// waitForState is waitFor whose failure says where things stood.
+func waitForState(t *testing.T, limit time.Duration, what string, cond func() bool, state func() string) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s %s", what, state())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
