@@ -13,6 +13,7 @@ import (
 
 	"github.com/waymarkhq/waymark/internal/buildinfo"
 	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/objects"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/webhook"
 )
@@ -66,6 +67,7 @@ func (s *waymarkStack) addWebhook() {
 	env[config.EnvDynamoDBEndpoint], env[config.EnvKMSEndpoint] = "", ""
 	env[buildinfo.EnvVar] = functionCommits(s.opts.AssetRoot)[webhookFunctionName]
 	env[config.EnvWebhookQueueURL] = *queue.QueueUrl()
+	env[config.EnvAttachmentsBucket] = *s.bucket.BucketName()
 
 	logs := awslogs.NewLogGroup(s.stack, jsii.String(webhookLogicalID+"Logs"), &awslogs.LogGroupProps{
 		Retention:     logRetention,
@@ -104,8 +106,18 @@ func (s *waymarkStack) addWebhook() {
 		MaxBatchingWindow:  awscdk.Duration_Seconds(jsii.Number(0)),
 		RetryAttempts:      jsii.Number(-1),
 		BisectBatchOnError: jsii.Bool(true),
+		// New items, and items time to live removed (their attachment
+		// files are deleted); erasure's removals, which delete the files
+		// themselves, do not invoke the function.
 		Filters: &[]*map[string]interface{}{
 			awslambda.FilterCriteria_Filter(&map[string]interface{}{"eventName": awslambda.FilterRule_IsEqual("INSERT")}),
+			awslambda.FilterCriteria_Filter(&map[string]interface{}{
+				"eventName": awslambda.FilterRule_IsEqual("REMOVE"),
+				"userIdentity": map[string]interface{}{
+					"type":        awslambda.FilterRule_IsEqual("Service"),
+					"principalId": awslambda.FilterRule_IsEqual("dynamodb.amazonaws.com"),
+				},
+			}),
 		},
 	})
 	awslambda.NewEventSourceMapping(s.stack, jsii.String("WebhookQueueSource"), &awslambda.EventSourceMappingProps{
@@ -119,7 +131,8 @@ func (s *waymarkStack) addWebhook() {
 // grantWebhook gives the deliverer's role what it uses and no more: read
 // the stream, read a workspace's webhook and a feedback item, write parked
 // deliveries only (their partition key is fixed), open (never seal) sealed
-// fields, and use its queue.
+// fields, use its queue, and delete (never read) the attachment files of
+// expired feedback.
 func (s *waymarkStack) grantWebhook(role awsiam.Role, queue awssqs.Queue) {
 	workspaces, feedback := s.tables[schema.WorkspacesTable], s.tables[schema.FeedbackTable]
 	add := func(sid string, actions []string, resources []*string, conditions map[string]interface{}) {
@@ -141,6 +154,8 @@ func (s *waymarkStack) grantWebhook(role awsiam.Role, queue awssqs.Queue) {
 	add("UseQueue", []string{"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
 		[]*string{queue.QueueArn()}, nil)
 	add("QueueKeyThroughSQS", []string{"kms:GenerateDataKey", "kms:Decrypt"}, []*string{s.key.KeyArn()}, viaSQS(s.region))
+	add("DeleteExpiredAttachments", []string{"s3:DeleteObject"}, []*string{s.objectsUnder(objects.AttachmentsPrefix)}, nil)
+	suppress(role, objectWildcards)
 }
 
 // viaSQS limits a KMS permission to calls SQS makes for the queues'

@@ -7,6 +7,7 @@ import (
 
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/dynamo"
+	"github.com/waymarkhq/waymark/internal/objects"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/webhook"
 	"github.com/waymarkhq/waymark/internal/wiring"
@@ -23,6 +24,13 @@ func (d *Dev) startDeliverer(cfg config.Config, store *dynamo.Store, console io.
 	}
 	deliverer := webhook.NewDeliverer(store, webhook.Policy{AllowLoopback: true}, wiring.Logger(io.Discard, "error"))
 	local := webhook.NewLocal(deliverer, streams, cfg.Tables[schema.FeedbackTable])
+	s3Client, err := cfg.S3(context.Background())
+	if err != nil {
+		return err
+	}
+	if s3Client != nil {
+		local.Objects = objects.New(s3Client, cfg.AttachmentsBucket)
+	}
 	local.OnOutcome = func(dl webhook.Delivery, attempt int, out webhook.Outcome) {
 		line := fmt.Sprintf("webhook %s workspace=%s attempt=%d %s", dl.ID, dl.Workspace, attempt, out.Result)
 		if out.Status != 0 {

@@ -22,7 +22,8 @@ import (
 
 // Key prefixes. Uploads no feedback references stay under UploadsPrefix,
 // which the bucket's lifecycle empties after a day; a feedback copies its
-// attachments under AttachmentsPrefix, which only erasure empties.
+// attachments under AttachmentsPrefix, which erasure empties for a user and
+// retention (internal/webhook) for an expired feedback.
 const (
 	UploadsPrefix     = "uploads/"
 	AttachmentsPrefix = "attachments/"

@@ -66,7 +66,8 @@ type Table struct {
 	TTLAttribute string
 	Attributes   []Attribute
 	// Stream turns on the table's stream with new and old images (the
-	// content analytics read the ContentState table's).
+	// content analytics read the ContentState table's; retention deletes
+	// the attachment files an expired feedback item's old image lists).
 	Stream bool
 }
 
@@ -212,7 +213,8 @@ var Feedback = Table{
 		{Name: "attempts", Holds: "parked delivery: attempts made", Protection: Clear},
 		{Name: "lastError", Holds: "parked delivery: outcome of the last attempt (status code or error class, never a body)", Protection: Clear},
 	},
-	// New feedback items reach the webhook deliverer through the stream.
+	// New feedback items reach the webhook deliverer through the stream,
+	// and so do expired ones, whose attachment files it deletes.
 	Stream: true,
 }
 

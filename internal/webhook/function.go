@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -23,7 +24,8 @@ type Queue interface {
 
 // Function is the deployed deliverer, one Lambda function with two event
 // sources (infra/stack): the Feedback table's stream, whose new items it
-// turns into queue messages, and the queue, whose messages it attempts.
+// turns into queue messages (and whose items removed by time to live have
+// their attachment files deleted), and the queue, whose messages it attempts.
 // A failed attempt stays on the queue, hidden until its retry is due
 // (ChangeMessageVisibility), so one receiver's failures hold back no other
 // message: the stream alone would block its shard behind a failing record.
@@ -31,6 +33,9 @@ type Function struct {
 	Deliverer *Deliverer
 	Queue     Queue
 	QueueURL  string
+	// Objects is the attachments bucket, where the files of expired
+	// feedback are deleted.
+	Objects Objects
 	// Metrics receives the embedded-metric-format lines (the function's
 	// log, which CloudWatch reads them from).
 	Metrics io.Writer
@@ -58,7 +63,10 @@ func (f *Function) Handle(ctx context.Context, raw json.RawMessage) (*events.SQS
 		if err := json.Unmarshal(raw, &ev); err != nil {
 			return nil, fmt.Errorf("webhook: stream event: %w", err)
 		}
-		return nil, f.enqueue(ctx, ev)
+		if err := f.enqueue(ctx, ev); err != nil {
+			return nil, err
+		}
+		return nil, f.deleteExpired(ctx, ev)
 	case "aws:sqs":
 		var ev events.SQSEvent
 		if err := json.Unmarshal(raw, &ev); err != nil {
@@ -101,6 +109,28 @@ func (f *Function) enqueue(ctx context.Context, ev events.DynamoDBEvent) error {
 		}
 		if len(out.Failed) > 0 {
 			return fmt.Errorf("webhook: enqueue: %d messages refused (%s)", len(out.Failed), aws.ToString(out.Failed[0].Code))
+		}
+	}
+	return nil
+}
+
+// deleteExpired deletes the attachment files of the feedback items time to
+// live removed (the stream's filter lets no other removal through; erasure
+// deletes a user's files itself). A failure fails the batch, which Lambda
+// reads again: deleting a file twice is no error.
+func (f *Function) deleteExpired(ctx context.Context, ev events.DynamoDBEvent) error {
+	for _, rec := range ev.Records {
+		if rec.EventName != string(events.DynamoDBOperationTypeRemove) || rec.UserIdentity == nil ||
+			!expiredByTTL(rec.UserIdentity.Type, rec.UserIdentity.PrincipalID) {
+			continue
+		}
+		for _, key := range lambdaAttachmentKeys(rec.Change.OldImage) {
+			if f.Objects == nil {
+				return errors.New("webhook: expired attachments but no attachments bucket configured")
+			}
+			if err := f.Objects.Delete(ctx, key); err != nil {
+				return fmt.Errorf("webhook: delete expired attachment: %w", err)
+			}
 		}
 	}
 	return nil

@@ -25,6 +25,7 @@ import (
 	"github.com/waymarkhq/waymark/internal/awscalls"
 	"github.com/waymarkhq/waymark/internal/dynamo"
 	"github.com/waymarkhq/waymark/internal/localstack"
+	"github.com/waymarkhq/waymark/internal/objects"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
@@ -154,10 +155,15 @@ func newEnv(t *testing.T, faults *faultyTransport, now func() time.Time, schedul
 	}
 	d := webhook.NewDeliverer(store, webhook.Policy{AllowLoopback: true}, wiring.Logger(io.Discard, "error"))
 	d.Now, d.Schedule = now, schedule
+	s3Client, err := recorded.S3(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &env{
 		svc: service.New(svcStore, service.Options{Now: now}), store: svcStore, now: now,
 		local: webhook.NewLocal(d, streams, cfg.Tables[schema.FeedbackTable]), done: make(chan struct{}),
 	}
+	e.local.Objects = objects.New(s3Client, cfg.AttachmentsBucket)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	ready := make(chan error, 1)

@@ -24,10 +24,21 @@ import (
 // SQS's old query protocol, which the SDK no longer sends
 // (docs/webhooks.md). Retries pending when `waymark dev` stops are lost,
 // and feedback written while it is stopped is not delivered.
+//
+// Removed feedback items have their attachment files deleted, as deployed
+// for items time to live removes. DynamoDB Local runs no time to live and
+// its stream records carry no identity, so here every removal counts: the
+// only other remover, erasure, has deleted the files already.
 type Local struct {
 	deliverer *Deliverer
 	streams   *dynamodbstreams.Client
 	table     string
+	// Objects, when set, is the attachments bucket where the files of
+	// removed feedback are deleted.
+	Objects Objects
+	// expired are the files still to delete (a failed delete is tried
+	// again at the next poll).
+	expired []string
 	// OnOutcome, when set, sees every attempt's outcome (tests, bench).
 	OnOutcome func(dl Delivery, attempt int, out Outcome)
 
@@ -109,14 +120,32 @@ func (l *Local) Run(ctx context.Context) error {
 	ticker := time.NewTicker(LocalPoll)
 	defer ticker.Stop()
 	for {
-		for _, dl := range reader.read(ctx, l.deliverer.Now()) {
+		deliveries, expired := reader.read(ctx, l.deliverer.Now())
+		for _, dl := range deliveries {
 			l.schedule(scheduled{at: dl.Queued, dl: dl, attempt: 1})
 		}
+		l.deleteExpired(ctx, expired)
 		l.dispatch(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
+		}
+	}
+}
+
+// deleteExpired deletes the files of removed feedback, keeping those it
+// could not delete for the next poll.
+func (l *Local) deleteExpired(ctx context.Context, keys []string) {
+	if l.Objects == nil {
+		return
+	}
+	pending := append(l.expired, keys...)
+	l.expired = nil
+	for _, key := range pending {
+		if err := l.Objects.Delete(ctx, key); err != nil {
+			l.deliverer.Log.Warn("webhook: delete expired attachment", "error", err.Error())
+			l.expired = append(l.expired, key)
 		}
 	}
 }
@@ -208,9 +237,10 @@ func (r *streamReader) reopen(ctx context.Context, shard string) {
 	}
 }
 
-// read returns the deliveries of the records written since the last read.
-// A failed read is tried again at the next poll, from the same iterator.
-func (r *streamReader) read(ctx context.Context, now time.Time) []Delivery {
+// read returns the deliveries of the records written since the last read,
+// and the attachment files of the feedback items removed since. A failed
+// read is tried again at the next poll, from the same iterator.
+func (r *streamReader) read(ctx context.Context, now time.Time) ([]Delivery, []string) {
 	r.polls++
 	if r.polls%40 == 0 || r.closed {
 		// New shards appear as DynamoDB splits or rolls them over, which
@@ -220,6 +250,7 @@ func (r *streamReader) read(ctx context.Context, now time.Time) []Delivery {
 		}
 	}
 	var out []Delivery
+	var expired []string
 	for id, it := range r.iterators {
 		if it == nil {
 			continue
@@ -237,6 +268,10 @@ func (r *streamReader) read(ctx context.Context, now time.Time) []Delivery {
 		r.iterators[id] = recs.NextShardIterator
 		r.closed = r.closed || recs.NextShardIterator == nil
 		for _, rec := range recs.Records {
+			if rec.EventName == types.OperationTypeRemove && rec.Dynamodb != nil {
+				expired = append(expired, streamAttachmentKeys(rec.Dynamodb.OldImage)...)
+				continue
+			}
 			if rec.EventName != types.OperationTypeInsert || rec.Dynamodb == nil {
 				continue
 			}
@@ -251,7 +286,7 @@ func (r *streamReader) read(ctx context.Context, now time.Time) []Delivery {
 			}
 		}
 	}
-	return out
+	return out, expired
 }
 
 // deliveryOf makes the delivery of a new item of the Feedback table from

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/waymarkhq/waymark/internal/config"
+	"github.com/waymarkhq/waymark/internal/objects"
 	"github.com/waymarkhq/waymark/internal/webhook"
 )
 
@@ -33,10 +34,20 @@ func WebhookFromEnv(ctx context.Context) *webhook.Function {
 	if err != nil {
 		fail("start", err)
 	}
+	// The stack gives the deliverer the bucket: retention deletes the
+	// files of expired feedback.
+	if cfg.AttachmentsBucket == "" {
+		fail("configuration", errMissing(config.EnvAttachmentsBucket))
+	}
+	s3Client, err := cfg.S3(ctx)
+	if err != nil {
+		fail("start", err)
+	}
 	store, _ := SealedStore(db, kmsClient, cfg)
 	return &webhook.Function{
 		Deliverer: webhook.NewDeliverer(store, webhook.Policy{}, log),
 		Queue:     queue, QueueURL: queueURL, Metrics: os.Stdout,
+		Objects: objects.New(s3Client, cfg.AttachmentsBucket),
 	}
 }
 

@@ -3,7 +3,7 @@
 // load of a returning user costs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFile, rm, mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { request } from 'node:https';
@@ -343,13 +343,76 @@ test('6. over HTTPS (waymark dev --tls): the same tour, every call encrypted', T
   }
 });
 
-test('7. a screenshot attached on the page is stored with the feedback; its download returns the bytes', TIMEOUT, async () => {
+// startReceiver is a webhook receiver on loopback that verifies every
+// delivery's signature as docs/webhooks.md shows a Node receiver doing;
+// deliveryOf(test) resolves with the first verified payload test() accepts,
+// as soon as it arrives (or fails after a minute).
+async function startReceiver() {
+  const receiver = { secret: '', refused: 0, payloads: [], waiters: new Set() };
+  const verify = (header, raw) => {
+    let t = '';
+    const signatures = [];
+    for (const part of (header || '').split(',')) {
+      const [key, value] = part.trim().split('=', 2);
+      if (key === 't') t = value;
+      if (key === 'v1') signatures.push(Buffer.from(value, 'hex'));
+    }
+    if (!/^\d+$/.test(t) || Math.abs(Date.now() / 1000 - Number(t)) > 300) return false;
+    const expected = createHmac('sha256', receiver.secret).update(t + '.').update(raw).digest();
+    return signatures.some((sig) => sig.length === expected.length && timingSafeEqual(sig, expected));
+  };
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      if (!verify(req.headers['waymark-signature'], raw)) {
+        receiver.refused++;
+        res.writeHead(401).end();
+        return;
+      }
+      res.writeHead(204).end();
+      receiver.payloads.push({ delivery: req.headers['waymark-delivery'], body: JSON.parse(raw) });
+      for (const waiter of receiver.waiters) waiter();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  receiver.url = `http://127.0.0.1:${server.address().port}/hook`;
+  receiver.deliveryOf = (what, test) => new Promise((resolve, reject) => {
+    const check = () => {
+      const found = receiver.payloads.find((p) => test(p.body));
+      if (!found) return;
+      receiver.waiters.delete(check);
+      clearTimeout(timer);
+      resolve(found);
+    };
+    const timer = setTimeout(() => {
+      receiver.waiters.delete(check);
+      reject(new Error(`the receiver never got ${what} (${receiver.payloads.length} verified, ${receiver.refused} refused)`));
+    }, 60000);
+    receiver.waiters.add(check);
+    check();
+  });
+  receiver.close = () => new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(resolve);
+  });
+  return receiver;
+}
+
+test('7. a screenshot attached on the page is stored with the feedback; its download returns the bytes; the webhook receiver gets it', TIMEOUT, async () => {
   const username = user('attach');
   const text = `Look at this chart (${randomUUID()})`;
   // A real PNG: the 1x1 image every browser decodes.
   const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+  // The demo workspace delivers to a receiver of the test's own, through
+  // the CLI as an operator would set it (`waymark dev` allows loopback).
+  const receiver = await startReceiver();
   const { context, page, seen } = await openPage();
   try {
+    const updated = JSON.parse(await http.cli('workspace', 'update', 'demo', '--webhook-url', receiver.url, '--json'));
+    receiver.secret = updated.webhookSecret;
+    assert.match(receiver.secret, /^whsec_/);
     await page.goto(demoURL(http, { user: username }));
     await page.fill('#feedback-text', text);
     await page.setInputFiles('#feedback-files', { name: 'chart.png', mimeType: 'image/png', buffer: png });
@@ -370,8 +433,19 @@ test('7. a screenshot attached on the page is stored with the feedback; its down
     const download = await fetch(att.url);
     assert.equal(download.status, 200);
     assert.deepEqual(Buffer.from(await download.arrayBuffer()), png);
+
+    const { delivery, body } = await receiver.deliveryOf('the feedback', (b) => b.data?.text === text);
+    assert.equal(delivery, `dlv_${item.id}`);
+    assert.equal(body.workspace, 'demo');
+    assert.equal(body.data.attachments?.length, 1);
+    assert.equal(body.data.attachments[0].id, att.id);
+    assert.equal(body.data.attachments[0].contentType, 'image/png');
+    assert.equal(body.data.attachments[0].size, png.length);
+    assert.equal(receiver.refused, 0, 'every delivery verifies');
   } finally {
     await context.close();
+    await http.cli('workspace', 'update', 'demo', '--webhook-url', '');
+    await receiver.close();
   }
 });
 
