@@ -39,7 +39,7 @@ const (
 )
 
 // addAnalytics adds the aggregator, its failure queue and its stream source.
-func (s *waymarkStack) addAnalytics() {
+func (s *waymarkStack) addAnalytics() error {
 	f := routes.Analytics
 	failures := awssqs.NewQueue(s.stack, jsii.String(analyticsFailureQueueID), &awssqs.QueueProps{
 		Encryption:          awssqs.QueueEncryption_KMS,
@@ -67,7 +67,9 @@ func (s *waymarkStack) addAnalytics() {
 		Description: jsii.String("Waymark content analytics aggregator"),
 	})
 	logs.GrantWrite(role)
-	s.grantAnalytics(role, failures)
+	if err := s.grantAnalytics(role, failures); err != nil {
+		return err
+	}
 	fn := awslambda.NewFunction(s.stack, jsii.String(f.LogicalID), &awslambda.FunctionProps{
 		Description:  jsii.String("Waymark content analytics: ContentState stream -> Analytics counters"),
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
@@ -101,14 +103,20 @@ func (s *waymarkStack) addAnalytics() {
 	cfnMapping := mapping.Node().DefaultChild().(awslambda.CfnEventSourceMapping)
 	cfnMapping.AddPropertyOverride(jsii.String("DestinationConfig.OnFailure.Destination"), failures.QueueArn())
 	cfnMapping.OverrideLogicalId(jsii.String(analyticsStreamSourceID))
+	return nil
 }
 
-// grantAnalytics gives the aggregator's role what it uses and no more: read
-// the ContentState stream, read and write the Analytics table (its
-// declaration in routes.Analytics), open survey answers with their items'
-// data keys (Decrypt only: it never seals), and send a failed batch's
-// description to its failure queue.
-func (s *waymarkStack) grantAnalytics(role awsiam.Role, failures awssqs.Queue) {
+// grantAnalytics gives the aggregator's role what it uses and no more: the
+// tables routes.Analytics declares (the Analytics table, and the table key
+// through DynamoDB), the ContentState stream, Decrypt of field data keys (it
+// opens survey answers, never seals: not the sealing functions'
+// GenerateDataKey) and sending a failed batch's description to its queue.
+func (s *waymarkStack) grantAnalytics(role awsiam.Role, failures awssqs.Queue) error {
+	tables := routes.Analytics
+	tables.UsesKMS = false // its one use of field keys is OpenFields below
+	if err := s.grant(tables, role); err != nil {
+		return err
+	}
 	add := func(sid string, actions []string, resources []*string, conditions map[string]interface{}) {
 		props := &awsiam.PolicyStatementProps{Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: &resources}
 		if conditions != nil {
@@ -118,12 +126,10 @@ func (s *waymarkStack) grantAnalytics(role awsiam.Role, failures awssqs.Queue) {
 	}
 	add("ReadContentStateStream", []string{"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
 		[]*string{s.tables[schema.ContentStateTable].TableStreamArn()}, nil)
-	add("ReadWrite"+schema.AnalyticsTable, append(append([]string{}, readActions...), writeActions...),
-		[]*string{s.tables[schema.AnalyticsTable].TableArn()}, nil)
-	add("TableKeyThroughDynamoDB", []string{"kms:Decrypt", "kms:DescribeKey"}, []*string{s.key.KeyArn()}, viaDynamoDB(s.region))
 	add("OpenFields", []string{"kms:Decrypt"}, []*string{s.key.KeyArn()}, fieldKeyCondition())
 	add("SendFailures", []string{"sqs:SendMessage"}, []*string{failures.QueueArn()}, nil)
 	add("QueueKeyThroughSQS", []string{"kms:GenerateDataKey", "kms:Decrypt"}, []*string{s.key.KeyArn()}, viaSQS(s.region))
+	return nil
 }
 
 // addAnalyticsAlarms pages when the aggregator falls behind the stream (the

@@ -86,7 +86,9 @@ func newWaymarkStack(scope constructs.Construct, r Region, opts options) (awscdk
 		return nil, err
 	}
 	s.addWebhook()
-	s.addAnalytics()
+	if err := s.addAnalytics(); err != nil {
+		return nil, err
+	}
 	s.addDomain()
 	s.addMonitoring()
 	s.addOperatorPolicy()
