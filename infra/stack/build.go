@@ -32,15 +32,19 @@ func BuildFunctions(app awscdk.App, w io.Writer) error {
 	return nil
 }
 
-// functionCommits reads, for every function, the commit its bootstrap was
-// built from; a file that is no Go binary (the tests' placeholders) has
-// none.
+// functionCommits reads, for every function (those no route serves
+// included), the commit its bootstrap was built from; a file that is no Go
+// binary (the tests' placeholders) has none.
 func functionCommits(root string) map[string]string {
-	out := map[string]string{}
+	names := []string{webhookFunctionName, routes.Analytics.Name}
 	for _, f := range routes.Functions() {
-		out[f.Name] = waymarkbuild.Unknown
-		if info, err := buildinfo.ReadFile(filepath.Join(root, f.Name, "bootstrap")); err == nil {
-			out[f.Name] = waymarkbuild.FromSettings(info.Settings)
+		names = append(names, f.Name)
+	}
+	out := map[string]string{}
+	for _, name := range names {
+		out[name] = waymarkbuild.Unknown
+		if info, err := buildinfo.ReadFile(filepath.Join(root, name, "bootstrap")); err == nil {
+			out[name] = waymarkbuild.FromSettings(info.Settings)
 		}
 	}
 	return out

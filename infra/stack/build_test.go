@@ -45,4 +45,8 @@ func TestFunctionCommitsComeFromTheBinaries(t *testing.T) {
 	if commits["state"] != buildinfo.Unknown || commits["events"] != buildinfo.Unknown {
 		t.Errorf("a placeholder and a missing binary: %q and %q, want %q", commits["state"], commits["events"], buildinfo.Unknown)
 	}
+	// The functions no route serves are stamped too.
+	if commits[webhookFunctionName] != buildinfo.Unknown || commits["analytics"] != buildinfo.Unknown {
+		t.Errorf("missing webhook and analytics binaries: %q and %q, want %q", commits[webhookFunctionName], commits["analytics"], buildinfo.Unknown)
+	}
 }

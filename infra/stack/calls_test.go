@@ -41,16 +41,20 @@ func callers(t *testing.T, tpl iampolicy.Template) map[string]caller {
 		}
 		out[f.Name] = caller{arn: arn, policies: policies}
 	}
-	role := ref(tpl.Properties(webhookLogicalID)["Role"])
-	arn, err := tpl.Arn(role)
-	if err != nil {
-		t.Fatal(err)
+	// The functions no route serves: the webhook deliverer and the
+	// analytics aggregator.
+	for name, logicalID := range map[string]string{webhookFunctionName: webhookLogicalID, routes.Analytics.Name: routes.Analytics.LogicalID} {
+		role := ref(tpl.Properties(logicalID)["Role"])
+		arn, err := tpl.Arn(role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policies, err := tpl.RolePolicies(role)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name] = caller{arn: arn, policies: policies}
 	}
-	policies, err := tpl.RolePolicies(role)
-	if err != nil {
-		t.Fatalf("webhook: %v", err)
-	}
-	out[webhookFunctionName] = caller{arn: arn, policies: policies}
 	policy, err := tpl.ManagedPolicy(operatorPolicyID)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +152,8 @@ func TestRecordedCallsAreGranted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Other suites' calls (the webhook deliverer's, internal/webhook).
+	// Other suites' calls (the webhook deliverer's, internal/webhook, and the
+	// analytics aggregator's, internal/analytics).
 	others, err := awscalls.SuitePaths(path)
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +171,9 @@ func TestRecordedCallsAreGranted(t *testing.T) {
 	}
 	if !seen[webhookFunctionName] {
 		t.Errorf("no call of the webhook deliverer was recorded (internal/webhook's suite writes %s)", awscalls.SuitePath(path, webhookFunctionName))
+	}
+	if !seen[routes.Analytics.Name] {
+		t.Errorf("no call of the analytics aggregator was recorded (internal/analytics's suite writes %s)", awscalls.SuitePath(path, routes.Analytics.Name))
 	}
 	for _, f := range routes.Functions() {
 		if len(f.Tables) == 0 && !f.UsesKMS {
@@ -199,7 +207,7 @@ func TestRecordedCallsAreGranted(t *testing.T) {
 			for _, c := range calls {
 				p, ok := principals[c.Caller]
 				if !ok {
-					t.Errorf("call by %q, which is no function of routes.Functions()", c.Caller)
+					t.Errorf("call by %q, which is no function of the stack", c.Caller)
 					continue
 				}
 				reqs, err := requestsOf(tpl, key, c, p.arn)

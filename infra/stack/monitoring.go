@@ -123,6 +123,7 @@ func (s *waymarkStack) addMonitoring() {
 	}
 
 	s.addWebhookAlarms(alarm, period)
+	s.addAnalyticsAlarms(alarm, period)
 
 	alarm("KmsRequestRateAlarm",
 		fmt.Sprintf("KMS cryptographic requests reached %d%% of the account's quota in %s; throttling is near", kmsQuotaPercent, s.region.Name),
@@ -143,10 +144,10 @@ func alarmSourceCondition() map[string]interface{} {
 }
 
 // tableOperations lists, in a stable order, the operations any function
-// performs on a table.
+// performs on a table (the analytics aggregator's writes included).
 func (s *waymarkStack) tableOperations(table string) []string {
 	level := routes.Access(0)
-	for _, f := range routes.Functions() {
+	for _, f := range append(routes.Functions(), routes.Analytics) {
 		if a, ok := f.Tables[table]; ok && a > level {
 			level = a
 		}

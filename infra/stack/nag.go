@@ -43,6 +43,12 @@ func (s *waymarkStack) suppressNagFindings() {
 		suppress(s.functions[f.Name].Role(), roleSuppressions)
 	}
 	suppress(s.webhookFunction.Role(), roleSuppressions)
+	suppress(s.analyticsFunction.Role(), roleSuppressions)
+	suppress(s.analyticsFailures, []suppression{{
+		Rule: "AwsSolutions-SQS3",
+		Reason: "The analytics failure queue is the on-failure destination of the ContentState stream's mapping: it plays " +
+			"the dead-letter queue's part (a stream source cannot have one), and its messages are only read by an operator.",
+	}})
 }
 
 func suppress(construct interface{}, list []suppression) {

@@ -54,6 +54,9 @@ type waymarkStack struct {
 	// The webhook deliverer and its dead-letter queue (webhook.go).
 	webhookFunction awslambda.Function
 	webhookDLQ      awssqs.Queue
+	// The analytics aggregator and its failure queue (analytics.go).
+	analyticsFunction awslambda.Function
+	analyticsFailures awssqs.Queue
 }
 
 func newWaymarkStack(scope constructs.Construct, r Region, opts options) (awscdk.Stack, error) {
@@ -83,6 +86,9 @@ func newWaymarkStack(scope constructs.Construct, r Region, opts options) (awscdk
 		return nil, err
 	}
 	s.addWebhook()
+	if err := s.addAnalytics(); err != nil {
+		return nil, err
+	}
 	s.addDomain()
 	s.addMonitoring()
 	s.addOperatorPolicy()

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(outRoot)
 		assetRoot = filepath.Join(outRoot, "build")
-		for _, name := range append(functionNames(), webhookFunctionName) {
+		for _, name := range append(functionNames(), webhookFunctionName, routes.Analytics.Name) {
 			dir := filepath.Join(assetRoot, name)
 			if err := os.MkdirAll(dir, 0o755); err == nil {
 				err = os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("placeholder "+name), 0o755)
@@ -329,7 +329,7 @@ func TestEveryTableRouteAndFunctionFromTheSharedDefinitions(t *testing.T) {
 	eachStack(t, func(t *testing.T, _ Region, tpl template) {
 		for typ, want := range map[string]int{
 			"AWS::DynamoDB::Table":       len(schema.All()),
-			"AWS::Lambda::Function":      len(routes.Functions()) + 1, // and the webhook deliverer
+			"AWS::Lambda::Function":      len(routes.Functions()) + 2, // and the webhook deliverer and the analytics aggregator
 			"AWS::ApiGatewayV2::Route":   len(routes.Table()),
 			"AWS::ApiGatewayV2::Api":     1,
 			"AWS::CloudWatch::Dashboard": 1,

@@ -19,7 +19,7 @@ import (
 // reaching further) and checks each counts once; another shard's records
 // count beside them.
 func TestAddCountsAppliesEachRecordOnce(t *testing.T) {
-	store, _ := faultyStore(t, nil)
+	store, _ := aggregatorStore(t, nil)
 	ctx := context.Background()
 	key := dynamo.CounterKey{Workspace: "ws-counters", Content: waymark.ContentKey{Kind: waymark.KindTour, ID: "t1"}}
 	rec := func(seq string, n int64) dynamo.Contribution {
@@ -56,7 +56,7 @@ func TestAddCountsAppliesEachRecordOnce(t *testing.T) {
 // the mark of a shard idle for more than a day (the stream can no longer
 // deliver its records), so items do not grow as shards come and go.
 func TestShardMarksOfIdleShardsArePruned(t *testing.T) {
-	store, db := faultyStore(t, nil)
+	store, db := aggregatorStore(t, nil)
 	ctx := context.Background()
 	key := dynamo.CounterKey{Workspace: "ws-prune", Content: waymark.ContentKey{Kind: waymark.KindHint, ID: "h1"}}
 	add := func(shard, seq string, at time.Time) {

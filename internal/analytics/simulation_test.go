@@ -20,18 +20,29 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/aws/smithy-go/middleware"
+
 	"github.com/waymarkhq/waymark/internal/analytics"
+	"github.com/waymarkhq/waymark/internal/awscalls"
+	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/dynamo"
 	"github.com/waymarkhq/waymark/internal/localstack"
+	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
-var stack *localstack.Stack
+var (
+	stack *localstack.Stack
+	// recorder records the aggregator's AWS calls for make iam-check
+	// (infra/stack/calls_test.go), as the analytics function's.
+	recorder *awscalls.Recorder
+)
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -42,8 +53,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "start local stack:", err)
 		os.Exit(1)
 	}
+	recorder = awscalls.New(stack.Tables)
 	code := m.Run()
 	stack.Stop()
+	if path := os.Getenv(awscalls.RecordEnv); path != "" && code == 0 {
+		path = awscalls.SuitePath(path, routes.Analytics.Name)
+		if err := recorder.WriteFile(path); err != nil {
+			fmt.Fprintln(os.Stderr, "recorded calls:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("recorded %d distinct AWS authorization requests into %s\n", len(recorder.Calls()), path)
+	}
 	os.Exit(code)
 }
 
@@ -89,7 +109,24 @@ func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
 // faultyStore wires a store whose DynamoDB traffic goes through faults.
 func faultyStore(t testing.TB, faults *faultyTransport) (*dynamo.Store, *dynamodb.Client) {
 	t.Helper()
+	return storeOf(t, stack.Config(), faults)
+}
+
+// aggregatorStore is faultyStore for the aggregator: its calls are recorded
+// as the analytics function's.
+func aggregatorStore(t testing.TB, faults *faultyTransport) (*dynamo.Store, *dynamodb.Client) {
+	t.Helper()
 	cfg := stack.Config()
+	cfg.AWS = &aws.Config{
+		Region:      stack.Region,
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+		APIOptions:  []func(*middleware.Stack) error{recorder.RegisterFor(routes.Analytics.Name)},
+	}
+	return storeOf(t, cfg, faults)
+}
+
+func storeOf(t testing.TB, cfg config.Config, faults *faultyTransport) (*dynamo.Store, *dynamodb.Client) {
+	t.Helper()
 	db, kmsClient, err := cfg.Clients(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +354,7 @@ func TestSimulationMatchesEventsExactly(t *testing.T) {
 	eventFaults := &faultyTransport{drop: 0.1, throttle: 0.1, rnd: rand.New(rand.NewPCG(seed, 1))}
 	aggFaults := &faultyTransport{drop: 0.2, throttle: 0.3, rnd: rand.New(rand.NewPCG(seed, 2))}
 	eventStore, _ := faultyStore(t, eventFaults)
-	aggStore, _ := faultyStore(t, aggFaults)
+	aggStore, _ := aggregatorStore(t, aggFaults)
 	cleanStore, _ := faultyStore(t, nil)
 	ws := newWorkspace(t, cleanStore)
 	svc := service.New(eventStore, service.Options{})

@@ -156,8 +156,9 @@ var Server = Function{Name: "server", LogicalID: "ServerFunction", UsesKMS: true
 // Analytics is the content analytics' aggregator, fed by the ContentState
 // table's stream (not by a route): it opens survey answers with the data
 // keys their items carry (KMS Decrypt; it never seals) and writes the
-// Analytics table's counters. It reads the stream, no table. Not yet in
-// Functions(): the stack does not deploy it yet.
+// Analytics table's counters. It reads the stream, no other table. Not in
+// Functions(), which lists the functions routes serve: the stack deploys it
+// on its own (infra/stack/analytics.go), like the webhook deliverer.
 var Analytics = Function{Name: "analytics", LogicalID: "AnalyticsFunction", UsesKMS: true, Tables: map[string]Access{
 	schema.AnalyticsTable: ReadWrite,
 }}
