@@ -55,7 +55,7 @@ func TestReportShowsTheNumbers(t *testing.T) {
 func TestReportRendersInChromium(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("no chromium on PATH")
+		t.Fatal("chromium is a prerequisite of the tests (README): ", err)
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "report.html")
@@ -69,9 +69,17 @@ func TestReportRendersInChromium(t *testing.T) {
 	f.Close()
 	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--user-data-dir=" + dir,
 		"--enable-logging=stderr", "--v=0", "--dump-dom", "file://" + file}
-	out, err := exec.Command(chromium, args...).Output()
+	var stderr strings.Builder
+	cmd := exec.Command(chromium, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("chromium: %v", err)
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	// With --enable-logging=stderr every console message of the page is
+	// logged as INFO:CONSOLE; the report has no script, so there must be none.
+	if strings.Contains(stderr.String(), ":CONSOLE") {
+		t.Fatalf("the page wrote to the console:\n%s", stderr.String())
 	}
 	if !strings.Contains(string(out), `<b>812</b>`) || !strings.Contains(string(out), "588 (72%)") {
 		t.Fatalf("the rendered page lacks the numbers:\n%.500s", out)
