@@ -1,20 +1,15 @@
 package analytics_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +25,7 @@ import (
 	"github.com/waymarkhq/waymark/internal/awscalls"
 	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/dynamo"
+	"github.com/waymarkhq/waymark/internal/faultinject"
 	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/service"
@@ -67,54 +63,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// faultyTransport sits between the SDK and DynamoDB Local: it answers some
-// requests with throttling before they reach the engine, and drops some
-// answers after the engine applied the request (the SDK then repeats a
-// write that was done).
-type faultyTransport struct {
-	drop, throttle float64
-	mu             sync.Mutex
-	rnd            *rand.Rand
-	dropped        atomic.Int64
-	throttled      atomic.Int64
-}
-
-func (f *faultyTransport) roll() float64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.rnd.Float64()
-}
-
-func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
-	if f.roll() < f.throttle {
-		f.throttled.Add(1)
-		body := `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`
-		return &http.Response{StatusCode: 400, Status: "400 Bad Request", Request: req, ContentLength: int64(len(body)),
-			Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amzn-Errortype": {"ThrottlingException"}},
-			Body:   io.NopCloser(bytes.NewBufferString(body))}, nil
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if f.roll() < f.drop {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		f.dropped.Add(1)
-		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-	}
-	return resp, nil
-}
-
 // faultyStore wires a store whose DynamoDB traffic goes through faults.
-func faultyStore(t testing.TB, faults *faultyTransport) (*dynamo.Store, *dynamodb.Client) {
+func faultyStore(t testing.TB, faults *faultinject.Transport) (*dynamo.Store, *dynamodb.Client) {
 	t.Helper()
 	return storeOf(t, stack.Config(), faults)
 }
 
 // aggregatorStore is faultyStore for the aggregator: its calls are recorded
 // as the analytics function's.
-func aggregatorStore(t testing.TB, faults *faultyTransport) (*dynamo.Store, *dynamodb.Client) {
+func aggregatorStore(t testing.TB, faults *faultinject.Transport) (*dynamo.Store, *dynamodb.Client) {
 	t.Helper()
 	cfg := stack.Config()
 	cfg.AWS = &aws.Config{
@@ -125,7 +82,7 @@ func aggregatorStore(t testing.TB, faults *faultyTransport) (*dynamo.Store, *dyn
 	return storeOf(t, cfg, faults)
 }
 
-func storeOf(t testing.TB, cfg config.Config, faults *faultyTransport) (*dynamo.Store, *dynamodb.Client) {
+func storeOf(t testing.TB, cfg config.Config, faults *faultinject.Transport) (*dynamo.Store, *dynamodb.Client) {
 	t.Helper()
 	db, kmsClient, err := cfg.Clients(context.Background())
 	if err != nil {
@@ -351,8 +308,8 @@ func TestSimulationMatchesEventsExactly(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(seed, 14))
-	eventFaults := &faultyTransport{drop: 0.1, throttle: 0.1, rnd: rand.New(rand.NewPCG(seed, 1))}
-	aggFaults := &faultyTransport{drop: 0.2, throttle: 0.3, rnd: rand.New(rand.NewPCG(seed, 2))}
+	eventFaults := &faultinject.Transport{Drop: 0.1, Throttle: 0.1, Rand: rand.New(rand.NewPCG(seed, 1))}
+	aggFaults := &faultinject.Transport{Drop: 0.2, Throttle: 0.3, Rand: rand.New(rand.NewPCG(seed, 2))}
 	eventStore, _ := faultyStore(t, eventFaults)
 	aggStore, _ := aggregatorStore(t, aggFaults)
 	cleanStore, _ := faultyStore(t, nil)
@@ -451,8 +408,8 @@ func TestSimulationMatchesEventsExactly(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("%d events (%d batches), faults: events path %d dropped %d throttled, aggregator %d dropped %d throttled, %d batches delivered again",
-		len(sent), len(batches), eventFaults.dropped.Load(), eventFaults.throttled.Load(),
-		aggFaults.dropped.Load(), aggFaults.throttled.Load(), poller.Failures())
+		len(sent), len(batches), eventFaults.Dropped.Load(), eventFaults.Throttled.Load(),
+		aggFaults.Dropped.Load(), aggFaults.Throttled.Load(), poller.Failures())
 	if !reflect.DeepEqual(got, want) {
 		for k, w := range want {
 			if !reflect.DeepEqual(got[k], w) {
@@ -462,7 +419,7 @@ func TestSimulationMatchesEventsExactly(t *testing.T) {
 		t.Logf("from the users' states before the erasure: %v", fromState)
 		t.Fatalf("aggregates differ from the events sent")
 	}
-	if aggFaults.dropped.Load() == 0 || aggFaults.throttled.Load() == 0 {
+	if aggFaults.Dropped.Load() == 0 || aggFaults.Throttled.Load() == 0 {
 		t.Fatal("the aggregator met no fault: the simulation proved nothing about exactness")
 	}
 	// The per-day counters add up to the totals.

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/waymarkhq/waymark/internal/faultinject"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
@@ -108,7 +109,7 @@ func TestConflictThenFailedReadAnswersTheError(t *testing.T) {
 	})
 	faults := &faultyTransport{hook: func(req *http.Request, op, body string) (*http.Response, error) {
 		if op == "GetItem" && raced.Load() && c.names(body) {
-			return throttled(req), nil
+			return faultinject.Throttling(req), nil
 		}
 		return race(req, op, body)
 	}}

@@ -21,6 +21,7 @@ import (
 	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/dynamo"
 	"github.com/waymarkhq/waymark/internal/envelope"
+	"github.com/waymarkhq/waymark/internal/faultinject"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
@@ -76,7 +77,7 @@ func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
 	}
 	if f.throttle > 0 && f.roll() < f.throttle {
 		f.refused.Add(1)
-		return throttled(req), nil
+		return faultinject.Throttling(req), nil
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -89,16 +90,6 @@ func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
 		return nil, errConnectionReset
 	}
 	return resp, nil
-}
-
-// throttled is DynamoDB's answer to a request over the table's throughput.
-func throttled(req *http.Request) *http.Response {
-	body := `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`
-	return &http.Response{
-		StatusCode: 400, Status: "400 Bad Request", Request: req, ContentLength: int64(len(body)),
-		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amzn-Errortype": {"ThrottlingException"}},
-		Body:   io.NopCloser(bytes.NewBufferString(body)),
-	}
 }
 
 // faultyGraph wires a Waymark whose DynamoDB or KMS traffic goes through

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/waymarkhq/waymark/internal/fakeclock"
+	"github.com/waymarkhq/waymark/internal/faultinject"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/webhook"
 )
@@ -27,7 +28,7 @@ var fastSchedule = webhook.Schedule{First: 5 * time.Millisecond, Max: 40 * time.
 // the SDK, the deliverer's reads too).
 func TestDeliveryRetriedUntilAcceptedUnderDynamoDBFaults(t *testing.T) {
 	const refusals = 3
-	faults := &faultyTransport{dropRate: 0.1, throttle: 0.1, rnd: rand.New(rand.NewPCG(1, 2))}
+	faults := &faultinject.Transport{Drop: 0.1, Throttle: 0.1, Rand: rand.New(rand.NewPCG(1, 2))}
 	e := newEnv(t, faults, time.Now, fastSchedule)
 	rcv := newReceiver(t, time.Now, func(_ string, n int) bool { return n <= refusals })
 	ws, secret := e.newWorkspace(t, rcv.srv.URL+"/hook", waymark.WebhookJSON)
@@ -52,10 +53,10 @@ func TestDeliveryRetriedUntilAcceptedUnderDynamoDBFaults(t *testing.T) {
 			t.Errorf("delivery of %s took %d requests, want %d", id, n, refusals+1)
 		}
 	}
-	if faults.faults.Load() == 0 {
+	if faults.Faults() == 0 {
 		t.Fatal("no DynamoDB fault was injected")
 	}
-	t.Logf("%d DynamoDB faults injected", faults.faults.Load())
+	t.Logf("%d DynamoDB faults injected", faults.Faults())
 }
 
 // A receiver down for an hour (a fake clock drives the schedule) loses

@@ -1,18 +1,13 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +19,7 @@ import (
 
 	"github.com/waymarkhq/waymark/internal/awscalls"
 	"github.com/waymarkhq/waymark/internal/dynamo"
+	"github.com/waymarkhq/waymark/internal/faultinject"
 	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/objects"
 	"github.com/waymarkhq/waymark/internal/schema"
@@ -69,43 +65,6 @@ func run(m *testing.M) int {
 // webhookCaller is the deliverer function's name (infra/stack).
 const webhookCaller = "webhook"
 
-// faultyTransport sits between the SDK and DynamoDB Local: it throttles
-// some requests before they reach the engine and drops some answers after
-// the engine applied them (the SDK then retries a write that was done).
-type faultyTransport struct {
-	dropRate, throttle float64
-	mu                 sync.Mutex
-	rnd                *rand.Rand
-	faults             atomic.Int64
-}
-
-func (f *faultyTransport) roll() float64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.rnd.Float64()
-}
-
-func (f *faultyTransport) Do(req *http.Request) (*http.Response, error) {
-	if f.roll() < f.throttle {
-		f.faults.Add(1)
-		body := `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`
-		return &http.Response{StatusCode: 400, Status: "400 Bad Request", Request: req, ContentLength: int64(len(body)),
-			Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amzn-Errortype": {"ThrottlingException"}},
-			Body:   io.NopCloser(bytes.NewBufferString(body))}, nil
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if f.roll() < f.dropRate {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		f.faults.Add(1)
-		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-	}
-	return resp, nil
-}
-
 // env is a Waymark (service and store) and a local deliverer over the
 // suite's stack, their DynamoDB traffic through faults when given.
 type env struct {
@@ -117,7 +76,7 @@ type env struct {
 	done   chan struct{}
 }
 
-func newEnv(t *testing.T, faults *faultyTransport, now func() time.Time, schedule webhook.Schedule) *env {
+func newEnv(t *testing.T, faults *faultinject.Transport, now func() time.Time, schedule webhook.Schedule) *env {
 	t.Helper()
 	cfg := stack.Config()
 	// The service writes feedback through clients of its own; the
