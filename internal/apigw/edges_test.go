@@ -19,7 +19,6 @@ import (
 	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
-	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
 // edge is one limit of the README's "Limits" table, driven at its edge: the
@@ -309,13 +308,7 @@ func invokeEncoded(t *testing.T, hs map[string]apigw.Handler, function, body str
 // a second beyond either edge is refused.
 func TestHMACExpirationAtItsEdges(t *testing.T) {
 	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
-	cfg := stack.Config()
-	dbClient, kmsClient, err := cfg.Clients(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
-	hs := apigw.New(service.New(store, service.Options{Now: clk.Now}), wiring.Logger(&logBuffer, "info")).Handlers()
+	hs := clockedHandlers(t, stack.Config(), clk)
 	now := clk.Now().Unix()
 	lifetime := int64(waymark.MaxHMACLifetime / time.Second)
 	for _, c := range []struct {

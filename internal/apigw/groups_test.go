@@ -13,12 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/schema"
-	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
-	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
 // uniqueGroup returns a group id no other test uses, registered as personal.
@@ -397,13 +394,7 @@ func groupExpiries(t *testing.T, groupKey string) map[string]int64 {
 func TestGroupRetention(t *testing.T) {
 	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
 	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
-	cfg := recordedConfig()
-	dbClient, kmsClient, err := cfg.Clients(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
-	hs := apigw.New(service.New(store, service.Options{Now: clk.Now}), wiring.Logger(&logBuffer, "info")).Handlers()
+	hs := clockedHandlers(t, recordedConfig(), clk)
 	user := uniqueUser(t)
 	acme := uniqueGroup(t, "acme")
 	body := mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "group": map[string]any{"id": acme, "props": map[string]any{"plan": "pro"}}}})

@@ -22,10 +22,13 @@ import (
 	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/apispec"
 	"github.com/waymarkhq/waymark/internal/awscalls"
+	"github.com/waymarkhq/waymark/internal/config"
 	"github.com/waymarkhq/waymark/internal/devstack"
+	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/localstack"
 	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/schema"
+	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
 	"github.com/waymarkhq/waymark/internal/wiring"
 )
@@ -244,6 +247,18 @@ func routeOf(t testing.TB, function string) routes.Route {
 	}
 	t.Fatalf("no route for %s", function)
 	return routes.Route{}
+}
+
+// clockedHandlers builds the functions' handlers over a store of cfg's
+// clients, with clk as the service's clock, for a test that moves time.
+func clockedHandlers(t testing.TB, cfg config.Config, clk *fakeclock.Clock) map[string]apigw.Handler {
+	t.Helper()
+	dbClient, kmsClient, err := cfg.Clients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
+	return apigw.New(service.New(store, service.Options{Now: clk.Now}), wiring.Logger(&logBuffer, "info")).Handlers()
 }
 
 // invoke sends a body to a function the way API Gateway would, through the

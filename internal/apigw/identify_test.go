@@ -10,12 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/schema"
-	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
-	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
 // rawUser reads a user item as stored.
@@ -57,13 +54,7 @@ func TestRepeatedIdentifyOnlyRecordsTheVisit(t *testing.T) {
 	ws := workspace(t, "demo")
 	// 10:00 UTC: an hour later is the same day, a day later the next.
 	clk := fakeclock.New(time.Now().UTC().Truncate(24 * time.Hour).Add(10 * time.Hour))
-	cfg := stack.Config()
-	dbClient, kmsClient, err := cfg.Clients(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
-	hs := apigw.New(service.New(store, service.Options{Now: clk.Now}), wiring.Logger(&logBuffer, "info")).Handlers()
+	hs := clockedHandlers(t, stack.Config(), clk)
 	user := uniqueUser(t)
 	key := ws.UserKey(user)
 	remember("repeat-a@example.com", "repeat-b@example.com", "Repeat Industries")
@@ -126,13 +117,7 @@ func TestRepeatedIdentifyOnlyRecordsTheVisit(t *testing.T) {
 func TestIdentifyAfterExpiryRestoresTheProfile(t *testing.T) {
 	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
 	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
-	cfg := recordedConfig()
-	dbClient, kmsClient, err := cfg.Clients(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
-	hs := apigw.New(service.New(store, service.Options{Now: clk.Now}), wiring.Logger(&logBuffer, "info")).Handlers()
+	hs := clockedHandlers(t, recordedConfig(), clk)
 	user := uniqueUser(t)
 	remember("expired-then-back@example.com")
 	input := mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user, "email": "expired-then-back@example.com"}})
@@ -151,7 +136,7 @@ func TestIdentifyAfterExpiryRestoresTheProfile(t *testing.T) {
 		t.Fatalf("the expired user's profile outlived its replacement: %v", item)
 	}
 	call("identify", input)
-	u, err := store.GetUser(context.Background(), ws, ws.UserKey(user))
+	u, err := graph.Store.GetUser(context.Background(), ws, ws.UserKey(user))
 	if err != nil {
 		t.Fatal(err)
 	}

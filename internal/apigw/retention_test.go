@@ -9,12 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/fakeclock"
 	"github.com/waymarkhq/waymark/internal/schema"
-	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
-	"github.com/waymarkhq/waymark/internal/wiring"
 )
 
 // expiries reads expiresAt of every item of a user key, by table and sort key.
@@ -52,14 +49,7 @@ func expiries(t *testing.T, userKey string) map[string]int64 {
 func TestRetentionSetsAndRefreshesExpiry(t *testing.T) {
 	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
 	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
-	cfg := recordedConfig()
-	dbClient, kmsClient, err := cfg.Clients(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
-	svc := service.New(store, service.Options{Now: clk.Now})
-	hs := apigw.New(svc, wiring.Logger(&logBuffer, "info")).Handlers()
+	hs := clockedHandlers(t, recordedConfig(), clk)
 	user := uniqueUser(t)
 	key := ws.UserKey(user)
 	day := int64(24 * 60 * 60)

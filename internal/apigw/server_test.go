@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/schema"
 	"github.com/waymarkhq/waymark/internal/waymark"
@@ -28,6 +29,12 @@ func serverRoute(t testing.TB, key string) routes.Route {
 // server calls a server API route with a secret key.
 func server(t testing.TB, routeKey, key, body string, query url.Values) response {
 	t.Helper()
+	return serverWith(t, handlers, routeKey, key, body, query)
+}
+
+// serverWith is server through the given handlers.
+func serverWith(t testing.TB, hs map[string]apigw.Handler, routeKey, key, body string, query url.Values) response {
+	t.Helper()
 	headers := map[string]string{}
 	if key != "" {
 		headers["authorization"] = "Bearer " + key
@@ -35,7 +42,7 @@ func server(t testing.TB, routeKey, key, body string, query url.Values) response
 	if body == "" {
 		headers["content-type"] = ""
 	}
-	return invokeRoute(t, handlers, serverRoute(t, routeKey), body, headers, query)
+	return invokeRoute(t, hs, serverRoute(t, routeKey), body, headers, query)
 }
 
 // scanForKey counts the items of every table that mention a user key in any
