@@ -230,3 +230,26 @@ func storedFingerprints(t *testing.T, userKey, sortKey string) []uint64 {
 	}
 	return seen
 }
+
+// An event at the earliest `at` accepted, the Unix epoch itself, orders as
+// any other once stored: of two events at the same `at` the greater id wins,
+// whichever arrives first.
+func TestEventsAtTheEpochOrderWhateverTheirArrival(t *testing.T) {
+	ws := workspace(t, "demo")
+	finished := map[string]any{"id": "epoch-b", "content": "tour", "contentId": "t", "action": "finished", "at": "1970-01-01T00:00:00Z"}
+	skipped := map[string]any{"id": "epoch-a", "content": "tour", "contentId": "t", "action": "skipped", "at": "1970-01-01T00:00:00Z"}
+	for name, order := range map[string][]map[string]any{"greater id first": {finished, skipped}, "greater id last": {skipped, finished}} {
+		user := uniqueUser(t)
+		var r response
+		for _, ev := range order {
+			r = invoke(t, "events", mustJSON(map[string]any{"workspace": ws.Code, "username": user, "events": []any{ev}}))
+			if r.Status != 200 {
+				t.Fatalf("%s: events: %d %v", name, r.Status, r.Body)
+			}
+		}
+		tour := r.Body["state"].(map[string]any)["tours"].(map[string]any)["t"].(map[string]any)
+		if tour["status"] != "finished" || tour["updatedAt"] != "1970-01-01T00:00:00Z" {
+			t.Errorf("%s: tour %v, want finished at 1970-01-01T00:00:00Z (the greater id)", name, tour)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func applyPending(c *waymark.ContentItem, pend []pendAttr) {
 	sort.SliceStable(pend, func(i, j int) bool { return pend[i].AppliedAt < pend[j].AppliedAt })
 	for _, p := range pend {
 		ev := waymark.Event{ID: p.ID, Kind: c.Key.Kind, ContentID: c.Key.ID, Action: waymark.Action(p.Action),
-			At: fromUnixNanos(p.At), Step: p.Step, Item: p.Item}
+			At: time.Unix(0, p.At).UTC(), Step: p.Step, Item: p.Item}
 		c.Apply(ev, time.Unix(p.AppliedAt, 0))
 		c.Pending = append(c.Pending, waymark.FingerprintOf(p.ID))
 	}

@@ -42,3 +42,36 @@ func TestPendingEventsAreAppliedOnRead(t *testing.T) {
 		t.Fatalf("%d pending events to fold in, want 3", len(c.Pending))
 	}
 }
+
+// The Unix epoch, the earliest `at` an event may carry, is stored as 0 as
+// the zero time is: an item decodes it as the epoch wherever an event set
+// it (its mark has the event's id), from its state or from a pending event.
+func TestEpochMarksDecodeAsTheEpoch(t *testing.T) {
+	epoch := time.Unix(0, 0).UTC()
+	st, err := attributevalue.Marshal(stateAttr{Status: "finished", StatusAt: 0, StatusID: "e1", UpdatedAt: "1970-01-01T00:00:00Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := contentFromItem(map[string]types.AttributeValue{attrSK: str("tour#t"), "st": st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.StatusMark.At.Equal(epoch) || c.StatusMark.At.IsZero() || c.StatusMark.ID != "e1" {
+		t.Fatalf("stored status mark read as %+v, want the epoch with id e1", c.StatusMark)
+	}
+	if !c.StepMark.At.IsZero() || c.StepMark.ID != "" {
+		t.Fatalf("no step: step mark %+v, want the zero mark", c.StepMark)
+	}
+
+	pend, err := attributevalue.Marshal([]pendAttr{{ID: "e2", Action: "skipped", At: 0, AppliedAt: 100, Request: "r1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = contentFromItem(map[string]types.AttributeValue{attrSK: str("tour#t"), "pend": pend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status != "skipped" || !c.StatusMark.At.Equal(epoch) || c.StatusMark.At.IsZero() {
+		t.Fatalf("pending event at the epoch read as %q at %v", c.Status, c.StatusMark.At)
+	}
+}

@@ -60,11 +60,16 @@ func unixNanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-func fromUnixNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
+// markOf decodes a stored mark. The zero time and the Unix epoch are both
+// stored as 0; a mark that an event set carries that event's id, so only a
+// mark without an id is the zero one (read as the zero time, an event at the
+// epoch would lose to any event at the epoch read afterwards, whatever its
+// id).
+func markOf(nanos int64, id string) waymark.Mark {
+	if id == "" {
+		return waymark.Mark{}
 	}
-	return time.Unix(0, n).UTC()
+	return waymark.Mark{At: time.Unix(0, nanos).UTC(), ID: id}
 }
 
 func encodeSeen(seen []waymark.Seen) []byte {
@@ -104,13 +109,13 @@ func contentFromItem(item map[string]types.AttributeValue) (*waymark.ContentItem
 	c := &waymark.ContentItem{
 		Key:        key,
 		Status:     st.Status,
-		StatusMark: waymark.Mark{At: fromUnixNanos(st.StatusAt), ID: st.StatusID},
+		StatusMark: markOf(st.StatusAt, st.StatusID),
 		Step:       st.Step,
-		StepMark:   waymark.Mark{At: fromUnixNanos(st.StepAt), ID: st.StepID},
+		StepMark:   markOf(st.StepAt, st.StepID),
 		Displayed:  st.Displayed,
 		Dismissed:  st.Dismissed,
 		Read:       st.Read,
-		AnswerMark: waymark.Mark{At: fromUnixNanos(st.AnswerAt), ID: st.AnswerID},
+		AnswerMark: markOf(st.AnswerAt, st.AnswerID),
 		Version:    getInt(item, attrVersion),
 		ExpiresAt:  getInt(item, attrExpiresAt),
 	}
