@@ -138,15 +138,8 @@ func (s *Store) PutGroup(ctx context.Context, ws *waymark.Workspace, g *waymark.
 	}
 	g.ExpiresAt = ws.ExpiresAt(now)
 	putExpiry(item, g.ExpiresAt)
-	cond, values := versionCondition(g.Version)
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 s.table(schema.GroupsTable),
-		Item:                      item,
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeValues: values,
-	})
-	if err != nil {
-		return mapError("put group", err)
+	if err := s.putOverVersion(ctx, schema.GroupsTable, item, g.Version, "put group"); err != nil {
+		return err
 	}
 	g.Version++
 	return nil

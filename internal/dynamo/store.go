@@ -189,6 +189,22 @@ func versionCondition(version int64) (string, map[string]types.AttributeValue) {
 	return "v = :expected", map[string]types.AttributeValue{":expected": number(version)}
 }
 
+// putOverVersion writes a whole item over the version it was read at (0
+// for a new item); what names the write in its error.
+func (s *Store) putOverVersion(ctx context.Context, logical string, item map[string]types.AttributeValue, version int64, what string) error {
+	cond, values := versionCondition(version)
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 s.table(logical),
+		Item:                      item,
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeValues: values,
+	})
+	if err != nil {
+		return mapError(what, err)
+	}
+	return nil
+}
+
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
 func number[T int | int64](n T) types.AttributeValue {

@@ -106,15 +106,8 @@ func (s *Store) PutUser(ctx context.Context, ws *waymark.Workspace, u *waymark.U
 	if err != nil {
 		return err
 	}
-	cond, values := versionCondition(u.Version)
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 s.table(schema.UsersTable),
-		Item:                      item,
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeValues: values,
-	})
-	if err != nil {
-		return mapError("put user", err)
+	if err := s.putOverVersion(ctx, schema.UsersTable, item, u.Version, "put user"); err != nil {
+		return err
 	}
 	u.Version++
 	return nil
