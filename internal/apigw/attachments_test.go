@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -328,4 +329,55 @@ func withClock(t *testing.T, now func() time.Time) map[string]apigw.Handler {
 	}
 	svc := service.New(graph.Store, service.Options{Now: now, Attachments: objects.New(s3Client, cfg.AttachmentsBucket)})
 	return apigw.New(svc, wiring.Logger(&logBuffer, "debug")).Handlers()
+}
+
+// A feedback with the most attachments it may carry moves every one of
+// them out of the uploads: each is then an attachment of the user, and no
+// upload is left for the lifecycle to remove.
+func TestFeedbackWithEveryAttachmentKeepsThemAll(t *testing.T) {
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{})
+	user := uniqueUser(t)
+	var ids, want []string
+	for range waymark.MaxAttachmentsPerEntry {
+		_, up := requestUpload(t, handlers, ws, user, "image/png", 64)
+		postFile(t, up, png(64), "")
+		ids = append(ids, up.ID)
+		want = append(want, objects.AttachmentKey(ws.UserKey(user), up.ID))
+	}
+	if r := feedbackWith(t, handlers, ws, user, ids...); r.Status != 201 {
+		t.Fatalf("feedback: %d %v", r.Status, r.Body)
+	}
+	got := objectsOf(t, ws, user)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("objects after the feedback:\n got %v\nwant %v", got, want)
+	}
+}
+
+// An upload may be attached until UnreferencedUploadLifetime after it was
+// stored, that second included; one second later it is refused.
+func TestUploadLifetimeAtItsEdge(t *testing.T) {
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{})
+	user := uniqueUser(t)
+	uploadedAt := func() (string, time.Time) {
+		t.Helper()
+		_, up := requestUpload(t, handlers, ws, user, "image/png", 64)
+		postFile(t, up, png(64), "")
+		obj, err := bucket(t).Head(context.Background(), objects.UploadKey(ws.UserKey(user), up.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return up.ID, obj.LastModified
+	}
+	id, at := uploadedAt()
+	last := withClock(t, func() time.Time { return at.Add(waymark.UnreferencedUploadLifetime) })
+	if r := feedbackWith(t, last, ws, user, id); r.Status != 201 {
+		t.Fatalf("at the end of the upload's lifetime: %d %v, want 201", r.Status, r.Body)
+	}
+	id, at = uploadedAt()
+	after := withClock(t, func() time.Time { return at.Add(waymark.UnreferencedUploadLifetime + time.Second) })
+	if r := feedbackWith(t, after, ws, user, id); r.Status != 400 || r.errorField() != "attachments[0]" {
+		t.Fatalf("a second after the upload's lifetime: %d %v, want 400 on attachments[0]", r.Status, r.Body)
+	}
 }
