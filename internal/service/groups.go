@@ -61,7 +61,7 @@ func (s *Service) prepareGroups(ctx context.Context, ws *waymark.Workspace, inpu
 		if err != nil {
 			return nil, err
 		}
-		p.unchanged = found && g.Version > 0 && sameJSON(merged, g.Props) && expiryFresh(g.ExpiresAt, ws.ExpiresAt(now))
+		p.unchanged = found && sameJSON(merged, g.Props) && expiryFresh(g.ExpiresAt, ws.ExpiresAt(now))
 		g.Props = merged
 		p.group = g
 		out[i] = p
