@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
@@ -259,5 +260,52 @@ func TestImportKMSDownWritesNothing(t *testing.T) {
 		if n := itemsOfUser(t, ws.UserKey(u)); n != 0 {
 			t.Fatalf("%d items stored while KMS was down", n)
 		}
+	}
+}
+
+// TestImportAgainWithARetention: a stored user is unchanged by the same
+// input until its expiry, that second included; one second later it has
+// expired and the import stores it anew.
+func TestImportAgainWithARetention(t *testing.T) {
+	_, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
+	clk := testClock()
+	hs := clockedHandlers(t, recordedConfig(), clk)
+	users := []any{map[string]any{"username": uniqueUser(t)}, map[string]any{"username": uniqueUser(t), "props": map[string]any{"plan": "pro"}}}
+	importAt := func() response {
+		t.Helper()
+		return serverWith(t, hs, importRoute, key, mustJSON(map[string]any{"users": users}), nil)
+	}
+	wantCounts(t, importAt(), 2, 0, 0)
+	wantCounts(t, importAt(), 0, 2, 0)
+	clk.Advance(30 * 24 * time.Hour)
+	wantCounts(t, importAt(), 0, 2, 0)
+	clk.Advance(time.Second)
+	wantCounts(t, importAt(), 2, 0, 0)
+}
+
+// TestImportFailuresInIndexOrder: failures found at different stages (a
+// user refused by validation, a stored user whose props would exceed the
+// limit once merged) are listed in the order of the users in the call.
+func TestImportFailuresInIndexOrder(t *testing.T) {
+	_, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	full := uniqueUser(t)
+	props := map[string]any{}
+	for i := range waymark.MaxProps {
+		props[fmt.Sprintf("p%d", i)] = i
+	}
+	wantCounts(t, importUsers(t, key, map[string]any{"username": full, "props": props}), 1, 0, 0)
+	r := importUsers(t, key,
+		map[string]any{"username": full, "props": map[string]any{"one_more": true}},
+		"not a user",
+		map[string]any{"username": uniqueUser(t)},
+	)
+	wantCounts(t, r, 1, 0, 2)
+	var got []string
+	for _, f := range r.Body["failed"].([]any) {
+		f := f.(map[string]any)
+		got = append(got, fmt.Sprintf("%v %v", f["index"], f["field"]))
+	}
+	if want := []string{"0 users[0].props", "1 users[1]"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("failed %v, want %v", got, want)
 	}
 }
