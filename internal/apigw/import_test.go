@@ -74,8 +74,14 @@ func TestImportPartialSuccess(t *testing.T) {
 		if got != want[i] {
 			t.Errorf("failed[%d] = %s, want %s", i, got, want[i])
 		}
-		if msg := f["message"].(string); !strings.HasPrefix(msg, f["field"].(string)+": ") {
+		msg := f["message"].(string)
+		if !strings.HasPrefix(msg, f["field"].(string)+": ") {
 			t.Errorf("failed[%d] message %q does not start with its field", i, msg)
+		}
+		// The field is named once, by its path in the import call, not
+		// again by its path in an identify request.
+		if rest := strings.TrimPrefix(msg, f["field"].(string)+": "); strings.HasPrefix(rest, "user") {
+			t.Errorf("failed[%d] message %q names the field twice", i, msg)
 		}
 	}
 	user := exported(t, key, ada)
@@ -304,6 +310,9 @@ func TestImportFailuresInIndexOrder(t *testing.T) {
 	for _, f := range r.Body["failed"].([]any) {
 		f := f.(map[string]any)
 		got = append(got, fmt.Sprintf("%v %v", f["index"], f["field"]))
+		if msg := f["message"].(string); strings.Contains(msg, "user.props") {
+			t.Errorf("message %q names the field by its identify path", msg)
+		}
 	}
 	if want := []string{"0 users[0].props", "1 users[1]"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("failed %v, want %v", got, want)
