@@ -253,3 +253,21 @@ func TestEventsAtTheEpochOrderWhateverTheirArrival(t *testing.T) {
 		}
 	}
 }
+
+// Expired feedback that DynamoDB has not removed yet is skipped without
+// ending the page early: a page is full, or the listing's end.
+func TestFeedbackPageSkipsExpiredFeedback(t *testing.T) {
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
+	clk := testClock()
+	hs := clockedHandlers(t, recordedConfig(), clk)
+	user := uniqueUser(t)
+	postFeedback(t, hs, ws, user)
+	clk.Advance(time.Second)
+	postFeedback(t, hs, ws, user)
+	clk.Advance(20 * 24 * time.Hour)
+	live := postFeedback(t, hs, ws, user)
+	clk.Advance(11 * 24 * time.Hour)
+	if got := listFeedback(t, hs, key, 2); fmt.Sprint(got) != fmt.Sprint([][]string{{live}}) {
+		t.Fatalf("listed %q, want one page with the one live feedback", got)
+	}
+}

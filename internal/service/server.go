@@ -171,14 +171,13 @@ func (s *Service) FeedbackOf(ctx context.Context, ws *waymark.Workspace, q Feedb
 			}
 			page.Items = append(page.Items, item)
 		}
+		// A month's query stops at its limit and says where (the loop
+		// condition then ends the page), or at the month's end.
 		if next != nil {
 			after = next
-			if len(page.Items) >= limit {
-				break
-			}
-			continue
+		} else {
+			month, after = month.AddDate(0, -1, 0), nil
 		}
-		month, after = month.AddDate(0, -1, 0), nil
 	}
 	if !month.Before(firstMonth) {
 		next, _ := json.Marshal(feedbackCursor{Month: month.Format("2006-01"), After: after, Since: cur.Since})
