@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/waymarkhq/waymark/internal/apigw"
 	"github.com/waymarkhq/waymark/internal/routes"
 	"github.com/waymarkhq/waymark/internal/schema"
+	"github.com/waymarkhq/waymark/internal/service"
 	"github.com/waymarkhq/waymark/internal/waymark"
 )
 
@@ -252,7 +254,12 @@ func TestServerIdentifyAndFeedbackList(t *testing.T) {
 	if r := server(t, "GET /v1/server/feedback", key, "", future); r.Status != 200 || len(r.Body["items"].([]any)) != 0 {
 		t.Fatalf("since in the future: %v", r.Body)
 	}
-	for name, q := range map[string]url.Values{"limit 101": {"limit": {"101"}}, "limit x": {"limit": {"x"}}, "bad cursor": {"cursor": {"%%%"}}, "unknown": {"page": {"2"}}} {
+	for _, limit := range []string{"1", strconv.Itoa(service.MaxFeedbackPage)} {
+		if r := server(t, "GET /v1/server/feedback", key, "", url.Values{"limit": {limit}}); r.Status != 200 {
+			t.Errorf("limit %s: %d %v", limit, r.Status, r.Body)
+		}
+	}
+	for name, q := range map[string]url.Values{"limit 0": {"limit": {"0"}}, "limit 101": {"limit": {"101"}}, "limit x": {"limit": {"x"}}, "bad cursor": {"cursor": {"%%%"}}, "unknown": {"page": {"2"}}} {
 		if r := server(t, "GET /v1/server/feedback", key, "", q); r.Status != 400 {
 			t.Errorf("%s: %d %v", name, r.Status, r.Body)
 		}
