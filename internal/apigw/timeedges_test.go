@@ -271,3 +271,52 @@ func TestFeedbackPageSkipsExpiredFeedback(t *testing.T) {
 		t.Fatalf("listed %q, want one page with the one live feedback", got)
 	}
 }
+
+// A function caches a workspace for 30 seconds (README): a change reaches
+// it when that time has passed, not before. An unknown code is remembered
+// for 5 seconds, so a workspace created meanwhile works after them.
+func TestWorkspaceChangesReachAWarmFunctionWithinTheCacheTime(t *testing.T) {
+	clk := testClock()
+	hs := clockedHandlers(t, recordedConfig(), clk)
+	state := func(code string) response {
+		t.Helper()
+		return invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": code, "username": uniqueUser(t)}), nil)
+	}
+
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{})
+	if r := state(ws.Code); r.Status != 200 {
+		t.Fatalf("state: %d %v", r.Status, r.Body)
+	}
+	ws.Disabled = true
+	if err := graph.Store.PutWorkspace(context.Background(), ws); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(30 * time.Second)
+	if r := state(ws.Code); r.Status != 200 {
+		t.Fatalf("30 s after the first call, the cached workspace should serve: %d %v", r.Status, r.Body)
+	}
+	clk.Advance(time.Second)
+	if r := state(ws.Code); r.Status != 403 || r.errorCode() != "workspace_disabled" {
+		t.Fatalf("31 s after the first call, the change should have reached: %d %v", r.Status, r.Body)
+	}
+
+	opts := waymark.NewWorkspaceOptions{Name: t.Name()}
+	later, _, err := waymark.NewWorkspace(opts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := state(later.Code); r.Status/100 != 4 || r.errorCode() != "unknown_workspace" {
+		t.Fatalf("an unknown code: %d %v", r.Status, r.Body)
+	}
+	if err := graph.Store.PutWorkspace(context.Background(), later); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(5 * time.Second)
+	if r := state(later.Code); r.errorCode() != "unknown_workspace" {
+		t.Fatalf("5 s after, the code should still be unknown here: %d %v", r.Status, r.Body)
+	}
+	clk.Advance(time.Second)
+	if r := state(later.Code); r.Status != 200 {
+		t.Fatalf("6 s after, the new workspace should serve: %d %v", r.Status, r.Body)
+	}
+}

@@ -56,10 +56,6 @@ var _ Store = (*dynamo.Store)(nil)
 
 // Options tune the service.
 type Options struct {
-	// WorkspaceTTL is how long a workspace is cached (default 30 s): a
-	// change to a workspace (origins, identity verification, disabling)
-	// reaches every warm function within this time.
-	WorkspaceTTL time.Duration
 	// MaxAttempts bounds the optimistic-concurrency retries of one write
 	// (default 16; with the backoff below, about a second in all).
 	MaxAttempts int
@@ -79,16 +75,13 @@ type Service struct {
 
 // New builds a Service.
 func New(store Store, opts Options) *Service {
-	if opts.WorkspaceTTL <= 0 {
-		opts.WorkspaceTTL = 30 * time.Second
-	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 16
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{store: store, opts: opts, workspaces: newWorkspaceCache(store, opts.WorkspaceTTL, opts.Now)}
+	return &Service{store: store, opts: opts, workspaces: newWorkspaceCache(store, opts.Now)}
 }
 
 // Call is what the transport knows about a call besides its body.

@@ -17,7 +17,6 @@ type workspaceCache struct {
 	store interface {
 		GetWorkspace(ctx context.Context, code string) (*waymark.Workspace, error)
 	}
-	ttl time.Duration
 	now func() time.Time
 
 	mu      sync.Mutex
@@ -29,6 +28,11 @@ type workspaceEntry struct {
 	expires time.Time
 }
 
+// workspaceTTL is how long a workspace is cached: a change to a workspace
+// (origins, identity verification, disabling) reaches every warm function
+// within this time (README).
+const workspaceTTL = 30 * time.Second
+
 // unknownWorkspaceTTL is short so that a workspace created a moment ago
 // works almost at once.
 const unknownWorkspaceTTL = 5 * time.Second
@@ -38,8 +42,8 @@ const maxCachedWorkspaces = 10000
 
 func newWorkspaceCache(store interface {
 	GetWorkspace(ctx context.Context, code string) (*waymark.Workspace, error)
-}, ttl time.Duration, now func() time.Time) *workspaceCache {
-	return &workspaceCache{store: store, ttl: ttl, now: now, entries: map[string]workspaceEntry{}}
+}, now func() time.Time) *workspaceCache {
+	return &workspaceCache{store: store, now: now, entries: map[string]workspaceEntry{}}
 }
 
 func (c *workspaceCache) get(ctx context.Context, code string) (*waymark.Workspace, error) {
@@ -55,7 +59,7 @@ func (c *workspaceCache) get(ctx context.Context, code string) (*waymark.Workspa
 		case err != nil:
 			return nil, err
 		default:
-			e = workspaceEntry{ws: ws, expires: now.Add(c.ttl)}
+			e = workspaceEntry{ws: ws, expires: now.Add(workspaceTTL)}
 		}
 		c.mu.Lock()
 		if len(c.entries) >= maxCachedWorkspaces {
