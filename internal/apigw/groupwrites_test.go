@@ -157,3 +157,70 @@ func TestGroupWritesBeyondTheAttemptsAnswerUnavailable(t *testing.T) {
 		t.Fatalf("%d writes of the group, want 16 (the default MaxAttempts)", n)
 	}
 }
+
+// A member's first visit of a day moves the expiry of its groups and
+// memberships only where there is a retention: without one it writes
+// nothing to the groups.
+func TestMemberVisitWritesGroupsOnlyWithARetention(t *testing.T) {
+	for _, retention := range []int{0, 30} {
+		ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: retention})
+		acme := uniqueGroup(t, "acme")
+		gk := ws.GroupKey(acme)
+		var groupWrites atomic.Int64
+		clk := testClock()
+		hs := clockedHandlersVia(t, recordedConfig(), clk, &faultyTransport{hook: func(_ *http.Request, op, body string) (*http.Response, error) {
+			if op == "UpdateItem" && strings.Contains(body, gk) {
+				groupWrites.Add(1)
+			}
+			return nil, nil
+		}})
+		body := joinBody(ws, uniqueUser(t), acme, map[string]any{"plan": "pro"})
+		for day := range 2 {
+			if r := invokeWith(t, hs, "identify", body, nil); r.Status != 200 {
+				t.Fatalf("retention %d, day %d: identify %d %v", retention, day, r.Status, r.Body)
+			}
+			clk.Advance(25 * time.Hour)
+		}
+		want := int64(0)
+		if retention > 0 {
+			want = 2 // the group item and the membership
+		}
+		if n := groupWrites.Load(); n != want {
+			t.Errorf("retention %d: the next day's visit made %d expiry updates in the group, want %d", retention, n, want)
+		}
+	}
+}
+
+// An identify naming groups writes its memberships with the user item in
+// one transaction, so it never records a pending input: when every write
+// loses the race for the user item it gives up after MaxAttempts writes
+// with 503 and Retry-After.
+func TestIdentifyNamingGroupsBeyondTheAttemptsAnswersUnavailable(t *testing.T) {
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{})
+	user := uniqueUser(t)
+	identifyOK(t, mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user}}))
+	userKey := ws.UserKey(user)
+	var writes atomic.Int64
+	faults := &faultyTransport{hook: func(_ *http.Request, op, body string) (*http.Response, error) {
+		if op == "TransactWriteItems" && strings.Contains(body, userKey) && writes.Add(1) <= 32 {
+			_, err := db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+				TableName:                 aws.String(stack.Tables[schema.UsersTable]),
+				Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: userKey}},
+				UpdateExpression:          aws.String("ADD v :one"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		return nil, nil
+	}}
+	hs, _ := faultyGraph(t, faults, nil)
+	r := invokeWith(t, hs, "identify", joinBody(ws, user, uniqueGroup(t, "acme"), nil), nil)
+	if r.Status != 503 || r.errorCode() != "unavailable" || r.Headers["retry-after"] == "" {
+		t.Fatalf("answer %d %v, want 503 unavailable with Retry-After", r.Status, r.Body)
+	}
+	if n := writes.Load(); n != 16 {
+		t.Fatalf("%d writes of the user, want 16 (the default MaxAttempts)", n)
+	}
+}

@@ -253,9 +253,20 @@ func routeOf(t testing.TB, function string) routes.Route {
 // clients, with clk as the service's clock, for a test that moves time.
 func clockedHandlers(t testing.TB, cfg config.Config, clk *fakeclock.Clock) map[string]apigw.Handler {
 	t.Helper()
+	return clockedHandlersVia(t, cfg, clk, nil)
+}
+
+// clockedHandlersVia is clockedHandlers with the DynamoDB traffic going
+// through a transport (one with a hook, to count or race writes), when
+// given.
+func clockedHandlersVia(t testing.TB, cfg config.Config, clk *fakeclock.Clock, dbTransport *faultyTransport) map[string]apigw.Handler {
+	t.Helper()
 	dbClient, kmsClient, err := cfg.Clients(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if dbTransport != nil {
+		dbClient = dynamodb.New(dbClient.Options(), func(o *dynamodb.Options) { o.HTTPClient = dbTransport })
 	}
 	store, _ := wiring.SealedStore(dbClient, kmsClient, cfg)
 	return apigw.New(service.New(store, service.Options{Now: clk.Now}), wiring.Logger(&logBuffer, "info")).Handlers()

@@ -108,3 +108,77 @@ func TestRetentionSetsAndRefreshesExpiry(t *testing.T) {
 		t.Fatalf("an expired user did not start over: %v", r.Body)
 	}
 }
+
+// An item's expiry is moved by activity at most once a day: a visit less
+// than a day after the last move, or exactly a day after it, writes
+// nothing; one second more moves it.
+func TestRetentionRefreshAtItsEdges(t *testing.T) {
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
+	clk := fakeclock.New(time.Now().UTC().Truncate(time.Second))
+	hs := clockedHandlers(t, recordedConfig(), clk)
+	user := uniqueUser(t)
+	key := ws.UserKey(user)
+	tour := schema.ContentStateTable + "/tour#t"
+	day := int64(24 * 60 * 60)
+	start := clk.Now().Unix()
+	visit := func() {
+		t.Helper()
+		if r := invokeWith(t, hs, "identify", mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user}}), nil); r.Status != 200 {
+			t.Fatalf("identify: %d %v", r.Status, r.Body)
+		}
+	}
+	if r := invokeWith(t, hs, "events", mustJSON(map[string]any{"workspace": ws.Code, "username": user, "events": []any{
+		map[string]any{"id": "edge-1", "content": "tour", "contentId": "t", "action": "finished", "at": "2026-01-01T00:00:00Z"},
+	}}), nil); r.Status != 200 {
+		t.Fatalf("events: %d %v", r.Status, r.Body)
+	}
+	for _, step := range []struct {
+		advance time.Duration
+		want    int64
+		what    string
+	}{
+		{23 * time.Hour, start + 30*day, "23 hours later"},
+		{time.Hour, start + 30*day, "exactly a day later"},
+		{time.Second, start + day + 1 + 30*day, "a day and a second later"},
+	} {
+		clk.Advance(step.advance)
+		visit()
+		if got := expiries(t, key)[tour]; got != step.want {
+			t.Fatalf("%s the tour expires at %d, want %d", step.what, got, step.want)
+		}
+	}
+}
+
+// A workspace whose retention is removed keeps its users' data: the next
+// visit of a user removes the expiry of its items.
+func TestRetentionRemovedFromAWorkspace(t *testing.T) {
+	ws := newWorkspace(t, waymark.NewWorkspaceOptions{RetentionDays: 30})
+	user := uniqueUser(t)
+	key := ws.UserKey(user)
+	call := func(fn string, body map[string]any) {
+		t.Helper()
+		if r := invoke(t, fn, mustJSON(body)); r.Status != 200 {
+			t.Fatalf("%s: %d %v", fn, r.Status, r.Body)
+		}
+	}
+	call("events", map[string]any{"workspace": ws.Code, "username": user, "events": []any{
+		map[string]any{"id": "kept-1", "content": "tour", "contentId": "t", "action": "finished", "at": "2026-01-01T00:00:00Z"},
+	}})
+	if exp := expiries(t, key)[schema.ContentStateTable+"/tour#t"]; exp == 0 {
+		t.Fatal("the tour has no expiry under a retention")
+	}
+	ws.RetentionDays = 0
+	if err := graph.Store.PutWorkspace(context.Background(), ws); err != nil {
+		t.Fatal(err)
+	}
+	// Handlers of their own: the suite's cache holds the workspace as it was.
+	hs := clockedHandlers(t, recordedConfig(), testClock())
+	if r := invokeWith(t, hs, "identify", mustJSON(map[string]any{"workspace": ws.Code, "user": map[string]any{"username": user}}), nil); r.Status != 200 {
+		t.Fatalf("identify: %d %v", r.Status, r.Body)
+	}
+	for name, exp := range expiries(t, key) {
+		if exp != 0 {
+			t.Errorf("%s still expires at %d after the retention was removed", name, exp)
+		}
+	}
+}
