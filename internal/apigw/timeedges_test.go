@@ -283,17 +283,25 @@ func TestWorkspaceChangesReachAWarmFunctionWithinTheCacheTime(t *testing.T) {
 		return invokeWith(t, hs, "state", mustJSON(map[string]any{"workspace": code, "username": uniqueUser(t)}), nil)
 	}
 
-	ws := newWorkspace(t, waymark.NewWorkspaceOptions{})
-	if r := state(ws.Code); r.Status != 200 {
-		t.Fatalf("state: %d %v", r.Status, r.Body)
+	// Two workspaces, both cached (the second's read must not evict the
+	// first), then both disabled behind the cache's back.
+	ws, other := newWorkspace(t, waymark.NewWorkspaceOptions{}), newWorkspace(t, waymark.NewWorkspaceOptions{})
+	for _, w := range []*waymark.Workspace{ws, other} {
+		if r := state(w.Code); r.Status != 200 {
+			t.Fatalf("state: %d %v", r.Status, r.Body)
+		}
 	}
-	ws.Disabled = true
-	if err := graph.Store.PutWorkspace(context.Background(), ws); err != nil {
-		t.Fatal(err)
+	for _, w := range []*waymark.Workspace{ws, other} {
+		w.Disabled = true
+		if err := graph.Store.PutWorkspace(context.Background(), w); err != nil {
+			t.Fatal(err)
+		}
 	}
 	clk.Advance(30 * time.Second)
-	if r := state(ws.Code); r.Status != 200 {
-		t.Fatalf("30 s after the first call, the cached workspace should serve: %d %v", r.Status, r.Body)
+	for _, w := range []*waymark.Workspace{ws, other} {
+		if r := state(w.Code); r.Status != 200 {
+			t.Fatalf("30 s after the first call, the cached workspace should serve: %d %v", r.Status, r.Body)
+		}
 	}
 	clk.Advance(time.Second)
 	if r := state(ws.Code); r.Status != 403 || r.errorCode() != "workspace_disabled" {
