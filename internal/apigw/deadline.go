@@ -54,10 +54,6 @@ func withinDeadline(ctx context.Context, work func(context.Context) (any, error)
 			// goroutine, for the handler's own recovery.
 			panic(o.panicked)
 		}
-		if o.err != nil && ctx.Err() != nil && waymark.ErrorCode(o.err) == waymark.EInternal {
-			// Whatever failed in the work failed because its time was up.
-			return nil, pastDeadline(o.err)
-		}
 		return o.result, o.err
 	case <-ctx.Done():
 		return nil, pastDeadline(ctx.Err())

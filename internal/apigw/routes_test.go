@@ -279,7 +279,9 @@ func TestEventOrderingAcrossBatches(t *testing.T) {
 
 func TestLogsCarryRequestIDAndNoPersonalData(t *testing.T) {
 	user := uniqueUser(t)
-	invoke(t, "state", mustJSON(map[string]any{"workspace": "demo", "username": user}))
+	start := time.Now()
+	r := invoke(t, "state", mustJSON(map[string]any{"workspace": "demo", "username": user}))
+	took := float64(time.Since(start).Microseconds()) / 1000
 	found := false
 	for _, line := range strings.Split(logBuffer.String(), "\n") {
 		if line == "" {
@@ -289,8 +291,13 @@ func TestLogsCarryRequestIDAndNoPersonalData(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &entry); err != nil {
 			t.Fatalf("log line is not JSON: %s", line)
 		}
-		if entry["msg"] == "request" && entry["requestId"] != nil && entry["route"] == "POST /v1/state" {
+		if entry["msg"] == "request" && entry["requestId"] == r.Headers["x-request-id"] && entry["route"] == "POST /v1/state" {
 			found = true
+			// The request's own time in milliseconds: within the time the
+			// test saw the call take.
+			if ms, ok := entry["ms"].(float64); !ok || ms < 0 || ms > took {
+				t.Errorf("logged ms %v for a call that took %.3f ms", entry["ms"], took)
+			}
 		}
 	}
 	if !found {
