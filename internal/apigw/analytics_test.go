@@ -1,12 +1,17 @@
 package apigw_test
 
 import (
+	"context"
+	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/waymarkhq/waymark/internal/devstack"
+	"github.com/waymarkhq/waymark/internal/dynamo"
 	"github.com/waymarkhq/waymark/internal/fakeclock"
+	"github.com/waymarkhq/waymark/internal/waymark"
 )
 
 // The aggregator is not wired into this suite (internal/analytics tests it
@@ -93,5 +98,47 @@ func TestAnalyticsRangeAtItsEdges(t *testing.T) {
 		if r := serverWith(t, hs, "GET /v1/server/analytics", devstack.DemoServerKey, "", q); r.Status != 400 || r.errorField() != "from" {
 			t.Errorf("%s: %d %v, want 400 on from", name, r.Status, r.Body)
 		}
+	}
+}
+
+// The list without contentId gives every content item's all-time totals,
+// or those of one kind: here over counters written as the aggregator
+// writes them (the aggregator itself runs in internal/analytics' tests).
+func TestAnalyticsListByKind(t *testing.T) {
+	ws, key := workspaceWithKey(t, waymark.NewWorkspaceOptions{})
+	for _, c := range []struct {
+		content waymark.ContentKey
+		counts  waymark.Counts
+	}{
+		{waymark.ContentKey{Kind: waymark.KindTour, ID: "welcome"}, waymark.Counts{"started": 3, "finished": 2}},
+		{waymark.ContentKey{Kind: waymark.KindHint, ID: "export"}, waymark.Counts{"displayed": 5, "displays": 9}},
+	} {
+		err := graph.Store.AddCounts(context.Background(), "test-shard", dynamo.CounterKey{Workspace: ws.Code, Content: c.content},
+			[]dynamo.Contribution{{Seq: "1", Counts: c.counts}}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(q url.Values) string {
+		t.Helper()
+		r := server(t, "GET /v1/server/analytics", key, "", q)
+		if r.Status != 200 {
+			t.Fatalf("list %v: %d %v", q, r.Status, r.Body)
+		}
+		var got []string
+		for _, c := range r.Body["contents"].([]any) {
+			c := c.(map[string]any)
+			got = append(got, fmt.Sprintf("%v/%v %v", c["content"], c["contentId"], mustJSON(c["totals"])))
+		}
+		return strings.Join(got, "; ")
+	}
+	if got, want := list(nil), `hint/export {"dismissed":0,"displayed":5}; tour/welcome {"finished":2,"skipped":0,"started":3}`; got != want {
+		t.Errorf("every content item:\n got %s\nwant %s", got, want)
+	}
+	if got, want := list(url.Values{"content": {"tour"}}), `tour/welcome {"finished":2,"skipped":0,"started":3}`; got != want {
+		t.Errorf("the tours:\n got %s\nwant %s", got, want)
+	}
+	if got := list(url.Values{"content": {"survey"}}); got != "" {
+		t.Errorf("the surveys: %s, want none", got)
 	}
 }
