@@ -42,6 +42,20 @@ func groupVersion(t *testing.T, groupKey string) int {
 	return n
 }
 
+// bumpVersion moves an item's version behind the service's back, so that
+// the write the service is about to make loses the race for it.
+func bumpVersion(t *testing.T, logicalTable string, key map[string]types.AttributeValue) {
+	_, err := db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(stack.Tables[logicalTable]),
+		Key:                       key,
+		UpdateExpression:          aws.String("ADD v :one"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
 // joinBody is an identify of user as a member of group with props.
 func joinBody(ws *waymark.Workspace, user, group string, props map[string]any) string {
 	g := map[string]any{"id": group}
@@ -133,18 +147,10 @@ func TestGroupWritesBeyondTheAttemptsAnswerUnavailable(t *testing.T) {
 		// Past twice the attempts the loop is broken: let the write through
 		// so that the answer tells.
 		if op == "PutItem" && strings.Contains(body, gk) && writes.Add(1) <= 32 {
-			_, err := db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
-				TableName: aws.String(stack.Tables[schema.GroupsTable]),
-				Key: map[string]types.AttributeValue{
-					"pk": &types.AttributeValueMemberS{Value: gk},
-					"sk": &types.AttributeValueMemberS{Value: schema.GroupItemSK},
-				},
-				UpdateExpression:          aws.String("ADD v :one"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+			bumpVersion(t, schema.GroupsTable, map[string]types.AttributeValue{
+				"pk": &types.AttributeValueMemberS{Value: gk},
+				"sk": &types.AttributeValueMemberS{Value: schema.GroupItemSK},
 			})
-			if err != nil {
-				t.Error(err)
-			}
 		}
 		return nil, nil
 	}}
@@ -203,15 +209,7 @@ func TestIdentifyNamingGroupsBeyondTheAttemptsAnswersUnavailable(t *testing.T) {
 	var writes atomic.Int64
 	faults := &faultyTransport{hook: func(_ *http.Request, op, body string) (*http.Response, error) {
 		if op == "TransactWriteItems" && strings.Contains(body, userKey) && writes.Add(1) <= 32 {
-			_, err := db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
-				TableName:                 aws.String(stack.Tables[schema.UsersTable]),
-				Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: userKey}},
-				UpdateExpression:          aws.String("ADD v :one"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
-			})
-			if err != nil {
-				t.Error(err)
-			}
+			bumpVersion(t, schema.UsersTable, map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: userKey}})
 		}
 		return nil, nil
 	}}
