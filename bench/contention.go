@@ -15,17 +15,52 @@ var contentionWriters = []int{10, 25, 50}
 
 const contentionRequests = 10
 
-// contentionResult is one contention run.
-type contentionResult struct {
-	writers   int
+// writeRun is what parallel writers of one item measured: latencies,
+// refusals and the DynamoDB writes their requests made.
+type writeRun struct {
 	lat       []time.Duration
 	non2xx    int
 	firstErr  string
-	displayed int // the count the state shows afterwards
-	accepted  int // the sum of the answers' accepted
 	writes    float64
 	failed    int     // conditional writes whose condition failed
 	itemUnits float64 // the largest write of the item: the price of a failed one
+}
+
+// record adds one request: its time, its error and the writes its recorder
+// saw.
+func (r *writeRun) record(took time.Duration, err error, rec *recorder) {
+	r.lat = append(r.lat, took)
+	if err != nil {
+		r.non2xx++
+		if r.firstErr == "" {
+			r.firstErr = err.Error()
+		}
+	}
+	for _, c := range rec.snapshot() {
+		if read, _ := readKind(c.input); c.service != "dynamodb" || read {
+			continue
+		}
+		if c.conditionFailed {
+			r.failed++
+		}
+		r.writes += c.units
+		r.itemUnits = max(r.itemUnits, c.units)
+	}
+}
+
+// chargeFailedConditions prices the failed conditions: the local engine
+// reports no units for them, AWS charges the existing item's size, which is
+// at most the largest write of it in the run (it only grows).
+func (r *writeRun) chargeFailedConditions() {
+	r.writes += float64(r.failed) * max(r.itemUnits, failedWriteUnits)
+}
+
+// contentionResult is one contention run.
+type contentionResult struct {
+	writeRun
+	writers   int
+	displayed int // the count the state shows afterwards
+	accepted  int // the sum of the answers' accepted
 }
 
 // contention has writers of one user each send their own `displayed`
@@ -47,24 +82,9 @@ func contention(ctx context.Context, g *graph, w workload, writers int) (content
 				resp, err := g.serve(ctx, r, rec)
 				took := time.Since(began)
 				mu.Lock()
-				res.lat = append(res.lat, took)
-				if err != nil {
-					res.non2xx++
-					if res.firstErr == "" {
-						res.firstErr = err.Error()
-					}
-				} else {
+				res.record(took, err, rec)
+				if err == nil {
 					res.accepted += answerInt(decodeAnswer(resp.Body), "accepted")
-				}
-				for _, c := range rec.snapshot() {
-					if read, _ := readKind(c.input); c.service != "dynamodb" || read {
-						continue
-					}
-					if c.conditionFailed {
-						res.failed++
-					}
-					res.writes += c.units
-					res.itemUnits = max(res.itemUnits, c.units)
 				}
 				mu.Unlock()
 			}
@@ -79,10 +99,7 @@ func contention(ctx context.Context, g *graph, w workload, writers int) (content
 	hints, _ := state["hints"].(map[string]any)
 	hint, _ := hints["hint-1"].(map[string]any)
 	res.displayed = answerInt(hint, "displayed")
-	// The local engine reports no units for a failed condition; AWS
-	// charges the existing item's size, which is at most the largest
-	// write of it in the run (it only grows).
-	res.writes += float64(res.failed) * max(res.itemUnits, failedWriteUnits)
+	res.chargeFailedConditions()
 	return res, nil
 }
 

@@ -18,13 +18,8 @@ const (
 
 // addResult is the run of the operations' contention.
 type addResult struct {
-	lat       []time.Duration
-	non2xx    int
-	firstErr  string
-	seats     string // the value stored afterwards
-	writes    float64
-	failed    int     // conditional writes whose condition failed
-	itemUnits float64 // the largest write of the user item
+	writeRun
+	seats string // the value stored afterwards
 }
 
 func (w workload) addSeat(username string) request {
@@ -50,23 +45,7 @@ func addContention(ctx context.Context, g *graph, w workload) (addResult, error)
 				_, err := g.serve(ctx, w.addSeat(user), rec)
 				took := time.Since(began)
 				mu.Lock()
-				res.lat = append(res.lat, took)
-				if err != nil {
-					res.non2xx++
-					if res.firstErr == "" {
-						res.firstErr = err.Error()
-					}
-				}
-				for _, c := range rec.snapshot() {
-					if read, _ := readKind(c.input); c.service != "dynamodb" || read {
-						continue
-					}
-					if c.conditionFailed {
-						res.failed++
-					}
-					res.writes += c.units
-					res.itemUnits = max(res.itemUnits, c.units)
-				}
+				res.record(took, err, rec)
 				mu.Unlock()
 			}
 		})
@@ -81,9 +60,7 @@ func addContention(ctx context.Context, g *graph, w workload) (addResult, error)
 		return res, err
 	}
 	res.seats = fmt.Sprint(u.Profile.Props["seats"])
-	// As for the events' contention: AWS charges a failed condition the
-	// existing item's size, at most the largest write of it in the run.
-	res.writes += float64(res.failed) * max(res.itemUnits, failedWriteUnits)
+	res.chargeFailedConditions()
 	return res, nil
 }
 
