@@ -96,12 +96,14 @@ func TestGroupItemIsWrittenOnlyWhenItChanges(t *testing.T) {
 			t.Fatalf("retention %d: props %v after the last one was deleted", retention, props)
 		}
 		join(nil, 3, "a member of the group without props")
-		clk.Advance(49 * time.Hour)
+		clk.Advance(24 * time.Hour)
+		join(nil, 3, "a member exactly a day after the last write")
+		clk.Advance(time.Second)
 		want := 3
 		if retention > 0 {
-			want = 4 // the expiry moved by more than a day
+			want = 4 // the expiry would be more than a day stale
 		}
-		join(nil, want, "a member two days later")
+		join(nil, want, "a member a day and a second after the last write")
 	}
 }
 
