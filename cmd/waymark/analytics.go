@@ -19,13 +19,18 @@ func init() {
 	register("analytics report", "write a self-contained HTML page of every content item's charts", runAnalyticsReport)
 }
 
+// dayRangeFlags are the --from and --to of a report's UTC days.
+func dayRangeFlags(fs *flag.FlagSet) (from, to *string) {
+	return fs.String("from", "", "first day (YYYY-MM-DD; default 29 days before --to: 30 days)"),
+		fs.String("to", "", "last day (YYYY-MM-DD; default today, UTC)")
+}
+
 func runAnalytics(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("analytics", flag.ContinueOnError)
 	code := fs.String("workspace", "", "workspace code (required)")
 	kind := fs.String("content", "", "content kind: tour, hint, announcement, checklist or survey")
 	id := fs.String("id", "", "content id (with --content): that item's report")
-	from := fs.String("from", "", "first day (YYYY-MM-DD; default 30 days before --to)")
-	to := fs.String("to", "", "last day (YYYY-MM-DD; default today, UTC)")
+	from, to := dayRangeFlags(fs)
 	asJSON := fs.Bool("json", false, "print the server API's JSON")
 	if help, err := parseFlags(fs, args, stdout); help || err != nil {
 		return err
@@ -74,14 +79,14 @@ func printList(w io.Writer, list service.AnalyticsList) {
 func printReport(w io.Writer, r *waymark.ContentAnalytics) {
 	fmt.Fprintf(w, "%s %s, %s to %s (UTC)\n\n", r.Content, r.ContentID, r.From, r.To)
 	table := func(title string, keys []string, values map[string]int64) {
-		var max int64
+		var largest int64
 		for _, k := range keys {
-			max = max2(max, values[k])
+			largest = max(largest, values[k])
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "%s\tUSERS\t\n", title)
 		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", k, values[k], analytics.Bar(values[k], max, 40))
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", k, values[k], analytics.Bar(values[k], largest, 40))
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
@@ -123,19 +128,11 @@ func printReport(w io.Writer, r *waymark.ContentAnalytics) {
 	tw.Flush()
 }
 
-func max2(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
-}
-
 func runAnalyticsReport(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("analytics report", flag.ContinueOnError)
 	code := fs.String("workspace", "", "workspace code (required)")
 	out := fs.String("out", "", "HTML file to write (required)")
-	from := fs.String("from", "", "first day (YYYY-MM-DD; default 30 days before --to)")
-	to := fs.String("to", "", "last day (YYYY-MM-DD; default today, UTC)")
+	from, to := dayRangeFlags(fs)
 	if help, err := parseFlags(fs, args, stdout); help || err != nil {
 		return err
 	}

@@ -324,8 +324,9 @@ func AnswerChanged(old, now map[string]types.AttributeValue) bool {
 	return !bytes.Equal(a.Value, b.Value)
 }
 
-// OpenAnswer opens the survey answer of a content-state image (nil when it
-// holds none). Only the content analytics call it, to count scalar answers.
+// OpenAnswer opens the survey answer of a content-state item or stream
+// image (nil when it holds none): for a user's export, and for the content
+// analytics, which count scalar answers.
 func (s *Store) OpenAnswer(ctx context.Context, workspace string, item map[string]types.AttributeValue) (any, error) {
 	if _, ok := item["answer"]; !ok {
 		return nil, nil

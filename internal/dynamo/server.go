@@ -136,20 +136,11 @@ func (s *Store) SurveyAnswers(ctx context.Context, ws *waymark.Workspace, userKe
 		if _, ok := item["answer"]; !ok {
 			continue
 		}
-		sk := getString(item, attrSK)
-		opener, err := s.openerFor(ctx, ws.Code, schema.ContentStateTable, userKey, sk, item)
+		answer, err := s.OpenAnswer(ctx, ws.Code, item)
 		if err != nil {
 			return nil, err
 		}
-		plain, _, err := opener.open(item, "answer")
-		if err != nil {
-			return nil, err
-		}
-		var answer any
-		if err := json.Unmarshal(plain, &answer); err != nil {
-			return nil, fmt.Errorf("dynamo: survey answer: %w", err)
-		}
-		key, _ := parseSortKey(sk)
+		key, _ := parseSortKey(getString(item, attrSK))
 		answers[key.ID] = answer
 	}
 	return answers, nil

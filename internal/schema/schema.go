@@ -258,8 +258,6 @@ const ParkedDeliveryPrefix = "~parked#"
 // reaches the deliverer through the table's stream like new feedback.
 const RequeuedDeliveryPrefix = "~requeue#"
 
-// All lists every table Waymark uses.
-
 // Analytics holds the content analytics: per workspace and content item,
 // all-time counters (partition "<workspace>#totals", one item per content
 // item) and per-day counters (partition "<workspace>#<kind>#<id>", one item
